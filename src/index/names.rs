@@ -1,0 +1,84 @@
+//! The tag-name dictionary: every tag name ever stored gets a dense [`NameId`].
+//!
+//! Records and indexes refer to names by id, so a name's text is stored once.
+//! The dictionary counts how many things use each name (for statistics and for
+//! the tag-spam caps of later issues); ids are never reused while the registry
+//! runs, so an id read from a record always names the same tag.
+
+use std::collections::HashMap;
+
+use crate::tag::TagName;
+
+/// Dense id of a tag name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NameId(pub u32);
+
+/// Tag name <-> [`NameId`], with a count of things using each name.
+#[derive(Debug, Default)]
+pub struct Names {
+    by_name: HashMap<TagName, NameId>,
+    names: Vec<(TagName, u64)>,
+}
+
+impl Names {
+    /// The id of a name, if any thing ever used it.
+    pub fn get(&self, name: &str) -> Option<NameId> {
+        self.by_name.get(name).copied()
+    }
+
+    /// The id of a name, allocating one if it is new.
+    pub fn intern(&mut self, name: &TagName) -> NameId {
+        if let Some(&id) = self.by_name.get(name.as_str()) {
+            return id;
+        }
+        let id = NameId(self.names.len() as u32);
+        self.names.push((name.clone(), 0));
+        self.by_name.insert(name.clone(), id);
+        id
+    }
+
+    /// The name of an id.
+    pub fn name(&self, id: NameId) -> &TagName {
+        &self.names[id.0 as usize].0
+    }
+
+    /// Counts one more thing using this name.
+    pub fn add_use(&mut self, id: NameId) {
+        self.names[id.0 as usize].1 += 1;
+    }
+
+    /// Counts one thing fewer using this name.
+    pub fn drop_use(&mut self, id: NameId) {
+        let n = &mut self.names[id.0 as usize].1;
+        *n = n.saturating_sub(1);
+    }
+
+    /// How many things use this name.
+    pub fn uses(&self, id: NameId) -> u64 {
+        self.names[id.0 as usize].1
+    }
+
+    /// How many distinct names are in use by at least one thing.
+    pub fn in_use(&self) -> usize {
+        self.names.iter().filter(|(_, n)| *n > 0).count()
+    }
+
+    /// Every name with its use count, in id order.
+    pub fn iter(&self) -> impl Iterator<Item = (NameId, &TagName, u64)> {
+        self.names
+            .iter()
+            .enumerate()
+            .map(|(i, (n, c))| (NameId(i as u32), n, *c))
+    }
+
+    /// Heap bytes held, approximately.
+    pub fn heap_bytes(&self) -> usize {
+        self.names.capacity() * std::mem::size_of::<(TagName, u64)>()
+            + self.by_name.capacity() * (std::mem::size_of::<(TagName, NameId)>() + 1)
+            + self
+                .names
+                .iter()
+                .map(|(n, _)| n.as_str().len() * 2)
+                .sum::<usize>()
+    }
+}

@@ -1,0 +1,643 @@
+//! Compact in-memory records, one per [`ThingId`], and the two lookups the
+//! protocol needs: by [`ThingKey`] (register, update, remove, ...) and by claim
+//! fingerprint (mine).
+//!
+//! Each record is a single heap blob holding the JID, the last resource, the node
+//! address and every tag (name id + value), so a thing costs one allocation plus a
+//! 32-byte slot. Both lookups are `hashbrown::HashTable<u32>`s whose hashes are
+//! computed from the records themselves: keys are never stored twice.
+//!
+//! The claim fingerprint is a keyed hash of the thing's tag set in canonical order
+//! (sorted by name, numbers by value bits), so "exactly the same tags, order
+//! ignored" is a hash probe plus an exact comparison of the few candidates; a claim
+//! never scans all things. The hash key is random per process, so hostile things
+//! cannot pile up collisions.
+//!
+//! Blob layout (little-endian varints): `jid`, `resource` (len 0 = none),
+//! `nodeId`/`sourceId`/`cacheType` (len+1, 0 = none), then tags as
+//! `name_id, kind (0 str | 1 num), str: len bytes | num: 8-byte f64`.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher, RandomState};
+
+use hashbrown::HashTable;
+
+use crate::index::names::{NameId, Names};
+use crate::jid::BareJid;
+use crate::tag::{Number, Tag, TagValue};
+use crate::thing::{NodeAddress, ThingId, ThingKey, ThingRecord};
+
+/// A borrowed tag value read from a record.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ValueRef<'a> {
+    /// A string value (valid UTF-8).
+    Str(&'a str),
+    /// A numeric value.
+    Num(Number),
+}
+
+/// One slot of the record table.
+#[derive(Debug)]
+struct Slot {
+    blob: Box<[u8]>,
+    /// Owner id + 1; 0 = unclaimed.
+    owner: u32,
+    public: bool,
+    print: u64,
+}
+
+/// Interned owner JIDs (many things share an owner).
+#[derive(Debug, Default)]
+struct Owners {
+    by_jid: HashMap<BareJid, u32>,
+    jids: Vec<Option<(BareJid, u32)>>,
+    free: Vec<u32>,
+}
+
+impl Owners {
+    fn acquire(&mut self, jid: &BareJid) -> u32 {
+        if let Some(&id) = self.by_jid.get(jid) {
+            if let Some((_, n)) = &mut self.jids[id as usize] {
+                *n += 1;
+            }
+            return id + 1;
+        }
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.jids[id as usize] = Some((jid.clone(), 1));
+                id
+            }
+            None => {
+                self.jids.push(Some((jid.clone(), 1)));
+                (self.jids.len() - 1) as u32
+            }
+        };
+        self.by_jid.insert(jid.clone(), id);
+        id + 1
+    }
+
+    fn release(&mut self, handle: u32) {
+        if handle == 0 {
+            return;
+        }
+        let id = handle - 1;
+        let slot = &mut self.jids[id as usize];
+        if let Some((jid, n)) = slot {
+            *n -= 1;
+            if *n == 0 {
+                self.by_jid.remove(jid);
+                *slot = None;
+                self.free.push(id);
+            }
+        }
+    }
+
+    fn get(&self, handle: u32) -> Option<&BareJid> {
+        if handle == 0 {
+            return None;
+        }
+        self.jids[(handle - 1) as usize].as_ref().map(|(j, _)| j)
+    }
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn get_varint(b: &[u8], pos: &mut usize) -> u64 {
+    let mut v = 0u64;
+    let mut shift = 0;
+    while let Some(&byte) = b.get(*pos) {
+        *pos += 1;
+        v |= u64::from(byte & 0x7f) << shift;
+        if byte < 0x80 {
+            break;
+        }
+        shift += 7;
+    }
+    v
+}
+
+fn get_bytes<'a>(b: &'a [u8], pos: &mut usize, len: usize) -> &'a [u8] {
+    let end = (*pos + len).min(b.len());
+    let s = &b[*pos..end];
+    *pos = end;
+    s
+}
+
+fn as_str(b: &[u8]) -> &str {
+    // Blobs are only ever built from `&str`s by `encode`.
+    std::str::from_utf8(b).unwrap_or_default()
+}
+
+/// A read-only view of one record blob.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordView<'a> {
+    blob: &'a [u8],
+    tags_at: usize,
+}
+
+impl<'a> RecordView<'a> {
+    fn new(blob: &'a [u8]) -> Self {
+        let mut pos = 0;
+        let n = get_varint(blob, &mut pos) as usize;
+        pos += n;
+        let n = get_varint(blob, &mut pos) as usize;
+        pos += n;
+        for _ in 0..3 {
+            let n = get_varint(blob, &mut pos) as usize;
+            pos += n.saturating_sub(1);
+        }
+        RecordView { blob, tags_at: pos }
+    }
+
+    fn head(&self) -> (&'a str, Option<&'a str>, [Option<&'a str>; 3]) {
+        let b = self.blob;
+        let mut pos = 0;
+        let n = get_varint(b, &mut pos) as usize;
+        let jid = as_str(get_bytes(b, &mut pos, n));
+        let n = get_varint(b, &mut pos) as usize;
+        let res = (n > 0).then(|| as_str(get_bytes(b, &mut pos, n)));
+        let mut node = [None; 3];
+        for slot in &mut node {
+            let n = get_varint(b, &mut pos) as usize;
+            if n > 0 {
+                *slot = Some(as_str(get_bytes(b, &mut pos, n - 1)));
+            }
+        }
+        (jid, res, node)
+    }
+
+    /// The thing's bare JID, as text.
+    pub fn jid(&self) -> &'a str {
+        self.head().0
+    }
+
+    /// The last resource the thing used.
+    pub fn resource(&self) -> Option<&'a str> {
+        self.head().1
+    }
+
+    /// The node address attributes (`nodeId`, `sourceId`, `cacheType`).
+    pub fn node(&self) -> [Option<&'a str>; 3] {
+        self.head().2
+    }
+
+    /// The tags, in record order.
+    pub fn tags(&self) -> TagIter<'a> {
+        TagIter {
+            blob: self.blob,
+            pos: self.tags_at,
+        }
+    }
+
+    /// The value of one tag, if the thing has it.
+    pub fn get(&self, name: NameId) -> Option<ValueRef<'a>> {
+        self.tags().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+
+    /// How many tags the thing has.
+    pub fn tag_count(&self) -> usize {
+        self.tags().count()
+    }
+}
+
+/// Iterator over a record's tags.
+#[derive(Debug, Clone)]
+pub struct TagIter<'a> {
+    blob: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Iterator for TagIter<'a> {
+    type Item = (NameId, ValueRef<'a>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.pos >= self.blob.len() {
+            return None;
+        }
+        let b = self.blob;
+        let name = NameId(get_varint(b, &mut self.pos) as u32);
+        let kind = *b.get(self.pos)?;
+        self.pos += 1;
+        let value = if kind == 0 {
+            let n = get_varint(b, &mut self.pos) as usize;
+            ValueRef::Str(as_str(get_bytes(b, &mut self.pos, n)))
+        } else {
+            let raw = get_bytes(b, &mut self.pos, 8);
+            let mut a = [0u8; 8];
+            a[..raw.len()].copy_from_slice(raw);
+            // Written from a checked Number, so always finite.
+            ValueRef::Num(Number::new(f64::from_le_bytes(a), "").ok()?)
+        };
+        Some((name, value))
+    }
+}
+
+/// A tag as the registry handles it internally: interned name, typed value.
+pub type IdTag = (NameId, TagValue);
+
+fn encode(key: &ThingKey, resource: Option<&str>, tags: &[IdTag]) -> Box<[u8]> {
+    let mut out = Vec::with_capacity(64 + tags.len() * 16);
+    let jid = key.jid.as_str();
+    put_varint(&mut out, jid.len() as u64);
+    out.extend_from_slice(jid.as_bytes());
+    let res = resource.unwrap_or("");
+    put_varint(&mut out, res.len() as u64);
+    out.extend_from_slice(res.as_bytes());
+    for part in [&key.node.node_id, &key.node.source_id, &key.node.cache_type] {
+        match part {
+            None => put_varint(&mut out, 0),
+            Some(s) => {
+                put_varint(&mut out, s.len() as u64 + 1);
+                out.extend_from_slice(s.as_bytes());
+            }
+        }
+    }
+    for (name, value) in tags {
+        put_varint(&mut out, u64::from(name.0));
+        match value {
+            TagValue::Str(s) => {
+                out.push(0);
+                put_varint(&mut out, s.len() as u64);
+                out.extend_from_slice(s.as_bytes());
+            }
+            TagValue::Num(n) => {
+                out.push(1);
+                out.extend_from_slice(&n.get().to_le_bytes());
+            }
+        }
+    }
+    out.into_boxed_slice()
+}
+
+fn hash_key(state: &RandomState, jid: &str, node: [Option<&str>; 3]) -> u64 {
+    let mut h = state.build_hasher();
+    h.write(jid.as_bytes());
+    for part in node {
+        match part {
+            None => h.write_u8(0),
+            Some(s) => {
+                h.write_u8(1);
+                h.write_usize(s.len());
+                h.write(s.as_bytes());
+            }
+        }
+    }
+    h.finish()
+}
+
+fn node_parts(node: &NodeAddress) -> [Option<&str>; 3] {
+    [
+        node.node_id.as_deref(),
+        node.source_id.as_deref(),
+        node.cache_type.as_deref(),
+    ]
+}
+
+/// Canonical form of a tag set for claim matching: sorted by name id.
+fn canonical<'a>(
+    tags: impl Iterator<Item = (NameId, ValueRef<'a>)>,
+) -> Vec<(NameId, ValueRef<'a>)> {
+    let mut v: Vec<_> = tags.collect();
+    v.sort_by_key(|(n, _)| *n);
+    v
+}
+
+fn hash_print(state: &RandomState, canon: &[(NameId, ValueRef<'_>)]) -> u64 {
+    let mut h = state.build_hasher();
+    for (name, value) in canon {
+        h.write_u32(name.0);
+        match value {
+            ValueRef::Str(s) => {
+                h.write_u8(0);
+                h.write_usize(s.len());
+                h.write(s.as_bytes());
+            }
+            ValueRef::Num(n) => {
+                h.write_u8(1);
+                h.write_u64(n.get().to_bits());
+            }
+        }
+    }
+    h.finish()
+}
+
+/// The record table.
+#[derive(Debug, Default)]
+pub struct Records {
+    slots: Vec<Option<Slot>>,
+    free: Vec<u32>,
+    by_key: HashTable<u32>,
+    by_print: HashTable<u32>,
+    key_state: RandomState,
+    print_state: RandomState,
+    owners: Owners,
+    len: usize,
+}
+
+/// What a record holds besides its identity, for [`Records::insert`].
+#[derive(Debug)]
+pub struct NewRecord<'a> {
+    /// Identity.
+    pub key: &'a ThingKey,
+    /// Last resource used.
+    pub resource: Option<&'a str>,
+    /// Owner, if claimed.
+    pub owner: Option<&'a BareJid>,
+    /// Public flag.
+    pub public: bool,
+    /// Tags, in record order.
+    pub tags: &'a [IdTag],
+}
+
+impl Records {
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// One past the highest id ever allocated.
+    pub fn id_bound(&self) -> u32 {
+        self.slots.len() as u32
+    }
+
+    /// The id of the thing with this key.
+    pub fn find(&self, key: &ThingKey) -> Option<ThingId> {
+        let parts = node_parts(&key.node);
+        let h = hash_key(&self.key_state, key.jid.as_str(), parts);
+        let slots = &self.slots;
+        self.by_key
+            .find(h, |&id| match &slots[id as usize] {
+                Some(s) => {
+                    let (jid, _, node) = RecordView::new(&s.blob).head();
+                    jid == key.jid.as_str() && node == parts
+                }
+                None => false,
+            })
+            .map(|&id| ThingId(id))
+    }
+
+    /// The ids of every thing whose tag set is exactly `tags` (order ignored).
+    pub fn find_by_tags(&self, tags: &[IdTag]) -> Vec<ThingId> {
+        let wanted = canonical(tags.iter().map(|(n, v)| {
+            (
+                *n,
+                match v {
+                    TagValue::Str(s) => ValueRef::Str(s),
+                    TagValue::Num(x) => ValueRef::Num(*x),
+                },
+            )
+        }));
+        let h = hash_print(&self.print_state, &wanted);
+        let mut out = Vec::new();
+        for &id in self.by_print.iter_hash(h) {
+            if let Some(slot) = &self.slots[id as usize] {
+                if slot.print == h && canonical(RecordView::new(&slot.blob).tags()) == wanted {
+                    out.push(ThingId(id));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Reads a record.
+    pub fn view(&self, id: ThingId) -> Option<RecordView<'_>> {
+        self.slots
+            .get(id.0 as usize)?
+            .as_ref()
+            .map(|s| RecordView::new(&s.blob))
+    }
+
+    /// The owner of a thing, if claimed.
+    pub fn owner(&self, id: ThingId) -> Option<&BareJid> {
+        let s = self.slots.get(id.0 as usize)?.as_ref()?;
+        self.owners.get(s.owner)
+    }
+
+    /// Whether a claimed thing is public.
+    pub fn is_public(&self, id: ThingId) -> bool {
+        self.slots
+            .get(id.0 as usize)
+            .and_then(Option::as_ref)
+            .is_some_and(|s| s.public)
+    }
+
+    /// The id the next insert will use.
+    pub fn next_id(&self) -> u32 {
+        self.free.last().copied().unwrap_or(self.slots.len() as u32)
+    }
+
+    /// Inserts a new record (its key must not exist yet) and returns its id.
+    pub fn insert(&mut self, rec: NewRecord<'_>) -> ThingId {
+        let id = match self.free.pop() {
+            Some(id) => id,
+            None => {
+                self.slots.push(None);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.fill(id, rec);
+        self.len += 1;
+        ThingId(id)
+    }
+
+    /// Replaces the record of an existing id, keeping its identity.
+    pub fn replace(&mut self, id: ThingId, rec: NewRecord<'_>) {
+        self.unlink(id.0);
+        self.fill(id.0, rec);
+    }
+
+    fn fill(&mut self, id: u32, rec: NewRecord<'_>) {
+        let blob = encode(rec.key, rec.resource, rec.tags);
+        let view = RecordView::new(&blob);
+        let print = hash_print(&self.print_state, &canonical(view.tags()));
+        let key_hash = hash_key(
+            &self.key_state,
+            rec.key.jid.as_str(),
+            node_parts(&rec.key.node),
+        );
+        let owner = rec.owner.map_or(0, |o| self.owners.acquire(o));
+        self.slots[id as usize] = Some(Slot {
+            blob,
+            owner,
+            public: rec.public,
+            print,
+        });
+        let (slots, ks) = (&self.slots, &self.key_state);
+        self.by_key.insert_unique(key_hash, id, |&i| {
+            let v = RecordView::new(&slots[i as usize].as_ref().expect("linked slot").blob);
+            let (jid, _, node) = v.head();
+            hash_key(ks, jid, node)
+        });
+        self.by_print.insert_unique(print, id, |&i| {
+            slots[i as usize].as_ref().expect("linked slot").print
+        });
+    }
+
+    fn unlink(&mut self, id: u32) {
+        let Some(slot) = self.slots[id as usize].as_ref() else {
+            return;
+        };
+        let (jid, _, node) = RecordView::new(&slot.blob).head();
+        let kh = hash_key(&self.key_state, jid, node);
+        if let Ok(e) = self.by_key.find_entry(kh, |&i| i == id) {
+            e.remove();
+        }
+        if let Ok(e) = self.by_print.find_entry(slot.print, |&i| i == id) {
+            e.remove();
+        }
+        let owner = slot.owner;
+        self.owners.release(owner);
+        self.slots[id as usize] = None;
+    }
+
+    /// Removes a record; its id becomes free for reuse.
+    pub fn remove(&mut self, id: ThingId) {
+        if self.slots.get(id.0 as usize).is_some_and(Option::is_some) {
+            self.unlink(id.0);
+            self.free.push(id.0);
+            self.len -= 1;
+        }
+    }
+
+    /// Every live id, ascending.
+    pub fn ids(&self) -> impl Iterator<Item = ThingId> + '_ {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.is_some())
+            .map(|(i, _)| ThingId(i as u32))
+    }
+
+    /// A full typed copy of a record.
+    pub fn to_record(&self, id: ThingId, names: &Names) -> Option<ThingRecord> {
+        let slot = self.slots.get(id.0 as usize)?.as_ref()?;
+        let view = RecordView::new(&slot.blob);
+        let (jid, res, node) = view.head();
+        let key = ThingKey {
+            jid: BareJid::parse(jid).ok()?,
+            node: NodeAddress::new(node[0], node[1], node[2]).ok()?,
+        };
+        let tags = view
+            .tags()
+            .map(|(n, v)| Tag {
+                name: names.name(n).clone(),
+                value: match v {
+                    ValueRef::Str(s) => TagValue::Str(s.into()),
+                    ValueRef::Num(x) => TagValue::Num(x),
+                },
+            })
+            .collect();
+        Some(ThingRecord {
+            key,
+            last_resource: res.map(Into::into),
+            owner: self.owners.get(slot.owner).cloned(),
+            public: slot.public,
+            tags,
+        })
+    }
+
+    /// Heap and table bytes held, approximately (slots, blobs, hash tables, owners).
+    pub fn heap_bytes(&self) -> usize {
+        let blobs: usize = self
+            .slots
+            .iter()
+            .flatten()
+            .map(|s| malloc_size(s.blob.len()))
+            .sum();
+        self.slots.capacity() * std::mem::size_of::<Option<Slot>>()
+            + blobs
+            + self.free.capacity() * 4
+            + (self.by_key.capacity() + self.by_print.capacity()) * 5
+            + self.owners.jids.capacity() * 40
+            + self.owners.by_jid.capacity() * 40
+    }
+}
+
+/// What glibc's malloc really takes for an allocation of `n` bytes (16-byte
+/// granularity, 8 bytes of header, 32 bytes at least).
+pub fn malloc_size(n: usize) -> usize {
+    if n == 0 {
+        0
+    } else {
+        (n + 8).div_ceil(16).max(2) * 16
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tag::TagName;
+
+    fn key(j: &str, node: Option<&str>) -> ThingKey {
+        ThingKey {
+            jid: BareJid::parse(j).unwrap(),
+            node: NodeAddress::new(node, None, None).unwrap(),
+        }
+    }
+
+    #[test]
+    fn insert_find_replace_remove() {
+        let mut names = Names::default();
+        let sn = names.intern(&TagName::new("SN").unwrap());
+        let v = names.intern(&TagName::new("V").unwrap());
+        let tags = vec![
+            (sn, TagValue::Str("123".into())),
+            (v, TagValue::Num(Number::new(1.5, "V").unwrap())),
+        ];
+        let mut r = Records::default();
+        let k1 = key("a@b", None);
+        let k2 = key("a@b", Some("n1"));
+        let id1 = r.insert(NewRecord {
+            key: &k1,
+            resource: Some("res"),
+            owner: None,
+            public: false,
+            tags: &tags,
+        });
+        let id2 = r.insert(NewRecord {
+            key: &k2,
+            resource: None,
+            owner: Some(&BareJid::parse("o@b").unwrap()),
+            public: true,
+            tags: &tags[..1],
+        });
+        assert_eq!(r.find(&k1), Some(id1));
+        assert_eq!(r.find(&k2), Some(id2));
+        assert_eq!(r.find(&key("a@b", Some("n2"))), None);
+        let mut reversed = tags.clone();
+        reversed.reverse();
+        assert_eq!(r.find_by_tags(&reversed), vec![id1]);
+        assert_eq!(r.view(id1).unwrap().resource(), Some("res"));
+        assert_eq!(r.owner(id2).unwrap().as_str(), "o@b");
+        let rec = r.to_record(id1, &names).unwrap();
+        assert_eq!(rec.tags.len(), 2);
+        r.replace(
+            id1,
+            NewRecord {
+                key: &k1,
+                resource: Some("r2"),
+                owner: None,
+                public: false,
+                tags: &tags[1..],
+            },
+        );
+        assert_eq!(r.find_by_tags(&tags), vec![]);
+        assert_eq!(r.find_by_tags(&tags[1..]), vec![id1]);
+        r.remove(id2);
+        assert_eq!(r.find(&k2), None);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r.next_id(), id2.0);
+    }
+}

@@ -1,0 +1,692 @@
+//! The Thing Registry: every operation of XEP-0347 on typed requests.
+//!
+//! [`Registry`] owns the records ([`crate::records`]), the indexes
+//! ([`crate::index`]), what it knows of presence, the pending disowns and an
+//! optional [`Store`]. Each method takes the sender's JID and a typed request and
+//! returns a typed outcome (reply + notifications); it never sends anything, never
+//! reads a clock (time is passed in as `now_ms`) and never starts a thread.
+//!
+//! Concurrency: one reader-writer lock. Searches share it; a write holds it for
+//! the few microseconds of one record change (plus the store write). Every change
+//! is written to the store first and applied in memory only if that succeeded,
+//! so a failed store write changes nothing.
+//!
+//! Two unclaimed things with identical tags: a claim presenting those tags is
+//! ambiguous, since the registry cannot tell which device the claimant holds, so
+//! it fails with `item-not-found` like any other failed claim, and neither thing
+//! is claimed. Things should carry a unique `KEY` (6.5); the spec's uniqueness of
+//! claim data is the thing maker's promise, and refusing is the only answer that
+//! never hands a device to the wrong owner.
+
+pub mod pending;
+pub mod presence;
+pub mod types;
+
+use std::collections::HashSet;
+
+use crate::config::Config;
+use crate::index::Index;
+use crate::jid::{BareJid, Jid};
+use crate::query::{Search, plan};
+use crate::records::{IdTag, NewRecord, Records, ValueRef};
+use crate::store::Store;
+use crate::sync::{AtomicU64, Ordering, RwLock};
+use crate::tag::{KEY, Tag, TagName, TagValue};
+use crate::thing::{NodeAddress, ThingId, ThingKey, ThingRecord};
+use pending::{Pending, PendingDisown};
+use presence::{Presence, PresenceTable};
+pub use types::*;
+
+/// Everything behind the lock.
+struct State {
+    records: Records,
+    index: Index,
+    presence: PresenceTable,
+    pending: Pending,
+    store: Option<Box<dyn Store>>,
+}
+
+/// Counts and sizes, for operators and benchmarks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stats {
+    /// Things registered.
+    pub things: usize,
+    /// Things that are public and claimed (searchable).
+    pub searchable: u64,
+    /// Distinct tag names in use.
+    pub tag_names: usize,
+    /// Disowns waiting for an acknowledgement.
+    pub pending_disowns: usize,
+    /// Approximate bytes held by records (slots, blobs, lookup tables).
+    pub record_bytes: usize,
+    /// Approximate bytes held by indexes (dictionaries, keys, bitmaps).
+    pub index_bytes: usize,
+}
+
+/// The registry. `Send + Sync`: share it between threads behind an `Arc`.
+pub struct Registry {
+    config: Config,
+    state: RwLock<State>,
+    next_pending: AtomicU64,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Checks a request's tags: no name twice, at most the configured number, and
+/// (when `allow_list` is set) only names the registry stores.
+fn check_tags(config: &Config, tags: &[Tag], allow_list: bool) -> Result<(), RegistryError> {
+    let mut seen: HashSet<&TagName> = HashSet::with_capacity(tags.len());
+    for t in tags {
+        if !seen.insert(&t.name) {
+            return Err(RegistryError::BadRequest(format!(
+                "tag '{}' is given more than once",
+                t.name
+            )));
+        }
+        if allow_list && !t.value.is_empty_str() && !config.tag_allowed(&t.name) {
+            return Err(RegistryError::BadRequest(format!(
+                "tag '{}' is not accepted by this registry",
+                t.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn check_count(config: &Config, n: usize) -> Result<(), RegistryError> {
+    if n > config.max_tags_per_thing {
+        return Err(RegistryError::BadRequest(format!(
+            "a thing may have at most {} tags ({n} given)",
+            config.max_tags_per_thing
+        )));
+    }
+    Ok(())
+}
+
+fn owned(v: ValueRef<'_>) -> TagValue {
+    match v {
+        ValueRef::Str(s) => TagValue::Str(s.into()),
+        ValueRef::Num(n) => TagValue::Num(n),
+    }
+}
+
+/// A random `KEY` value of `chars` URL-safe base64 characters.
+fn random_key(chars: usize) -> Result<Box<str>, RegistryError> {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let chars = chars.clamp(22, crate::tag::MAX_VALUE_CHARS);
+    let mut bytes = vec![0u8; chars];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| RegistryError::Internal(format!("no randomness for KEY: {e}")))?;
+    Ok(bytes
+        .iter()
+        .map(|b| ALPHABET[(b & 63) as usize] as char)
+        .collect::<String>()
+        .into_boxed_str())
+}
+
+impl State {
+    fn key_of(&self, id: ThingId) -> Option<ThingKey> {
+        let v = self.records.view(id)?;
+        let node = v.node();
+        Some(ThingKey {
+            jid: BareJid::parse(v.jid()).ok()?,
+            node: NodeAddress::new(node[0], node[1], node[2]).ok()?,
+        })
+    }
+
+    fn tags_of(&self, id: ThingId) -> Vec<IdTag> {
+        self.records
+            .view(id)
+            .map(|v| v.tags().map(|(n, v)| (n, owned(v))).collect())
+            .unwrap_or_default()
+    }
+
+    fn intern(&mut self, tags: &[Tag]) -> Vec<IdTag> {
+        tags.iter()
+            .map(|t| (self.index.intern(&t.name), t.value.clone()))
+            .collect()
+    }
+
+    /// Writes a thing (new when `id` is `None`): store first, then records and
+    /// indexes.
+    fn write(
+        &mut self,
+        id: Option<ThingId>,
+        key: &ThingKey,
+        resource: Option<&str>,
+        owner: Option<&BareJid>,
+        public: bool,
+        tags: &[IdTag],
+    ) -> Result<ThingId, RegistryError> {
+        if let Some(store) = self.store.as_mut() {
+            let record = ThingRecord {
+                key: key.clone(),
+                last_resource: resource.map(Into::into),
+                owner: owner.cloned(),
+                public,
+                tags: tags
+                    .iter()
+                    .map(|(n, v)| Tag {
+                        name: self.index.names.name(*n).clone(),
+                        value: v.clone(),
+                    })
+                    .collect(),
+            };
+            store.put(&record)?;
+        }
+        let rec = NewRecord {
+            key,
+            resource,
+            owner,
+            public,
+            tags,
+        };
+        let id = match id {
+            Some(id) => {
+                if let Some(view) = self.records.view(id) {
+                    self.index.remove(id.0, view.tags());
+                }
+                self.records.replace(id, rec);
+                id
+            }
+            None => self.records.insert(rec),
+        };
+        if let Some(view) = self.records.view(id) {
+            self.index.add(id.0, view.tags());
+        }
+        self.index.set_searchable(id.0, owner.is_some() && public);
+        Ok(id)
+    }
+
+    fn delete(&mut self, id: ThingId, key: &ThingKey) -> Result<(), RegistryError> {
+        if let Some(store) = self.store.as_mut() {
+            store.delete(key)?;
+        }
+        if let Some(view) = self.records.view(id) {
+            self.index.remove(id.0, view.tags());
+        }
+        self.index.set_searchable(id.0, false);
+        self.records.remove(id);
+        Ok(())
+    }
+
+    fn route(&self, id: ThingId, key: &ThingKey) -> Jid {
+        let res = self.records.view(id).and_then(|v| v.resource());
+        self.presence.route(&key.jid, res)
+    }
+}
+
+impl Registry {
+    /// An empty, ephemeral registry (nothing persists).
+    pub fn new(config: Config) -> Self {
+        Registry {
+            config,
+            state: RwLock::new(State {
+                records: Records::default(),
+                index: Index::default(),
+                presence: PresenceTable::default(),
+                pending: Pending::default(),
+                store: None,
+            }),
+            next_pending: AtomicU64::new(1),
+        }
+    }
+
+    /// A registry backed by `store`: loads every record from it, rebuilds the
+    /// indexes in one pass, and writes every later change through it.
+    pub fn with_store(config: Config, store: Box<dyn Store>) -> Result<Self, RegistryError> {
+        let loaded = store.load()?;
+        let reg = Registry::new(config);
+        {
+            let mut st = reg.state.write();
+            for rec in &loaded {
+                if st.records.find(&rec.key).is_some() {
+                    return Err(RegistryError::Storage(crate::store::StoreError(format!(
+                        "two records for thing {}",
+                        rec.key.jid
+                    ))));
+                }
+                let tags = st.intern(&rec.tags);
+                st.records.insert(NewRecord {
+                    key: &rec.key,
+                    resource: rec.last_resource.as_deref(),
+                    owner: rec.owner.as_ref(),
+                    public: rec.public,
+                    tags: &tags,
+                });
+            }
+            let State { records, index, .. } = &mut *st;
+            index.bulk_build(records.ids().map(|id| {
+                let searchable = records.owner(id).is_some() && records.is_public(id);
+                (id.0, searchable, records.view(id).expect("live id"))
+            }));
+            st.store = Some(store);
+        }
+        Ok(reg)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// `register` (3.6-3.8) from `from`. Empty string values are dropped (a tag
+    /// with an empty value is the same as no tag, as in `update`).
+    pub fn register(&self, from: &Jid, req: Register) -> Result<RegisterOutcome, RegistryError> {
+        check_tags(&self.config, &req.tags, true)?;
+        let tags: Vec<Tag> = req
+            .tags
+            .into_iter()
+            .filter(|t| !t.value.is_empty_str())
+            .collect();
+        check_count(&self.config, tags.len())?;
+        let key = ThingKey {
+            jid: from.bare().clone(),
+            node: req.node,
+        };
+        let mut st = self.state.write();
+        let existing = st.records.find(&key);
+        if let Some(id) = existing {
+            if let Some(owner) = st.records.owner(id) {
+                return Ok(RegisterOutcome::AlreadyClaimed {
+                    owner: owner.clone(),
+                    public: st.records.is_public(id),
+                });
+            }
+        } else if st.records.len() >= self.config.max_things as usize {
+            return Err(RegistryError::ResourceConstraint(
+                "the registry is full".into(),
+            ));
+        }
+        let tags = st.intern(&tags);
+        let owner = req.self_owned.then_some(&key.jid);
+        st.write(
+            existing,
+            &key,
+            from.resource(),
+            owner,
+            req.self_owned,
+            &tags,
+        )?;
+        Ok(RegisterOutcome::Registered)
+    }
+
+    /// `mine` (3.9) from `from`: claims the one unclaimed thing whose tags are
+    /// exactly `req.tags`, or re-claims the claimant's own thing with those tags.
+    pub fn claim(&self, from: &Jid, req: Claim) -> Result<Claimed, RegistryError> {
+        check_tags(&self.config, &req.tags, false)?;
+        let tags: Vec<Tag> = req
+            .tags
+            .into_iter()
+            .filter(|t| !t.value.is_empty_str())
+            .collect();
+        if tags.is_empty() {
+            return Err(RegistryError::BadRequest(
+                "a claim needs at least one tag".into(),
+            ));
+        }
+        let claimant = from.bare();
+        let mut st = self.state.write();
+        let mut id_tags = Vec::with_capacity(tags.len());
+        for t in &tags {
+            let Some(n) = st.index.names.get(t.name.as_str()) else {
+                return Err(RegistryError::ItemNotFound);
+            };
+            id_tags.push((n, t.value.clone()));
+        }
+        let candidates = st.records.find_by_tags(&id_tags);
+        let mine = candidates
+            .iter()
+            .copied()
+            .find(|&id| st.records.owner(id) == Some(claimant));
+        let id = match mine {
+            Some(id) => id,
+            None => {
+                let mut free = candidates
+                    .iter()
+                    .copied()
+                    .filter(|&id| st.records.owner(id).is_none());
+                match (free.next(), free.next()) {
+                    (Some(id), None) => id,
+                    _ => return Err(RegistryError::ItemNotFound),
+                }
+            }
+        };
+        let key = st.key_of(id).ok_or(RegistryError::ItemNotFound)?;
+        let resource: Option<Box<str>> = st
+            .records
+            .view(id)
+            .and_then(|v| v.resource())
+            .map(Into::into);
+        let all = st.tags_of(id);
+        st.write(
+            Some(id),
+            &key,
+            resource.as_deref(),
+            Some(claimant),
+            req.public,
+            &all,
+        )?;
+        let notification = Notification {
+            to: st.route(id, &key),
+            node: key.node.clone(),
+            kind: NotificationKind::Claimed {
+                owner: claimant.clone(),
+                public: req.public,
+            },
+        };
+        Ok(Claimed {
+            thing: key,
+            public: req.public,
+            notification,
+        })
+    }
+
+    /// `remove` (3.10) from the owner: deletes the thing.
+    pub fn remove(&self, from: &Jid, thing: &ThingKey) -> Result<Removed, RegistryError> {
+        let mut st = self.state.write();
+        let id = st.records.find(thing).ok_or(RegistryError::ItemNotFound)?;
+        if st.records.owner(id) != Some(from.bare()) {
+            return Err(RegistryError::ItemNotFound);
+        }
+        let to = st.route(id, thing);
+        st.delete(id, thing)?;
+        Ok(Removed {
+            notification: Notification {
+                to,
+                node: thing.node.clone(),
+                kind: NotificationKind::Removed,
+            },
+        })
+    }
+
+    /// `update` by the thing itself (3.13) or by its owner (3.14, `jid` set).
+    pub fn update(&self, from: &Jid, req: Update) -> Result<UpdateOutcome, RegistryError> {
+        check_tags(&self.config, &req.tags, true)?;
+        let by_owner = req.jid.as_ref().is_some_and(|j| j != from.bare());
+        let key = ThingKey {
+            jid: req.jid.unwrap_or_else(|| from.bare().clone()),
+            node: req.node,
+        };
+        let mut st = self.state.write();
+        let id = st.records.find(&key).ok_or(RegistryError::ItemNotFound)?;
+        let owner = st.records.owner(id).cloned();
+        match (&owner, by_owner) {
+            (Some(o), true) if o == from.bare() => {}
+            (_, true) => return Err(RegistryError::ItemNotFound),
+            (None, false) => return Ok(UpdateOutcome::Disowned),
+            (Some(_), false) => {}
+        }
+        let mut tags = st.tags_of(id);
+        for t in &req.tags {
+            let existing = st.index.names.get(t.name.as_str());
+            let pos = existing.and_then(|n| tags.iter().position(|(m, _)| *m == n));
+            match (pos, t.value.is_empty_str()) {
+                (Some(p), true) => {
+                    tags.remove(p);
+                }
+                (None, true) => {}
+                (Some(p), false) => tags[p].1 = t.value.clone(),
+                (None, false) => {
+                    let n = st.index.intern(&t.name);
+                    tags.push((n, t.value.clone()));
+                }
+            }
+        }
+        check_count(&self.config, tags.len())?;
+        let resource: Option<Box<str>> = if by_owner {
+            st.records
+                .view(id)
+                .and_then(|v| v.resource())
+                .map(Into::into)
+        } else {
+            from.resource().map(Into::into)
+        };
+        let public = st.records.is_public(id);
+        st.write(
+            Some(id),
+            &key,
+            resource.as_deref(),
+            owner.as_ref(),
+            public,
+            &tags,
+        )?;
+        Ok(UpdateOutcome::Updated)
+    }
+
+    /// `unregister` (3.16) from the thing: forgets it if it is there. Always
+    /// succeeds unless the store fails.
+    pub fn unregister(&self, from: &Jid, node: NodeAddress) -> Result<(), RegistryError> {
+        let key = ThingKey {
+            jid: from.bare().clone(),
+            node,
+        };
+        let mut st = self.state.write();
+        if let Some(id) = st.records.find(&key) {
+            st.delete(id, &key)?;
+        }
+        Ok(())
+    }
+
+    /// `search` (3.15): public claimed things matching every operator.
+    pub fn search(&self, req: &Search) -> Result<SearchResult, RegistryError> {
+        if req.operators.is_empty() {
+            return Err(RegistryError::BadRequest(
+                "a search needs at least one operator".into(),
+            ));
+        }
+        if req.operators.len() > self.config.max_search_operators {
+            return Err(RegistryError::BadRequest(format!(
+                "a search may have at most {} operators",
+                self.config.max_search_operators
+            )));
+        }
+        let limit = match req.max_count {
+            Some(0) => {
+                return Err(RegistryError::BadRequest(
+                    "maxCount must be positive".into(),
+                ));
+            }
+            Some(n) => n.min(self.config.max_search_results),
+            None => self.config.max_search_results,
+        };
+        let st = self.state.read();
+        let page = plan::execute(&st.index, &st.records, &req.operators, req.offset, limit);
+        let mut things = Vec::with_capacity(page.ids.len());
+        for id in page.ids {
+            let id = ThingId(id);
+            let (Some(view), Some(owner), Some(key)) =
+                (st.records.view(id), st.records.owner(id), st.key_of(id))
+            else {
+                continue;
+            };
+            let tags = view
+                .tags()
+                .filter(|(n, _)| !st.index.is_key(*n))
+                .map(|(n, v)| Tag {
+                    name: st.index.names.name(n).clone(),
+                    value: owned(v),
+                })
+                .collect();
+            things.push(FoundThing {
+                owner: owner.clone(),
+                key,
+                tags,
+            });
+        }
+        Ok(SearchResult {
+            things,
+            more: page.more,
+        })
+    }
+
+    /// `disown` (3.17) from the owner. On success the disown is pending: send the
+    /// notification, then call [`Registry::resolve_disown`] with the thing's answer
+    /// or [`Registry::expire`] when the deadline passes.
+    pub fn disown(
+        &self,
+        from: &Jid,
+        thing: &ThingKey,
+        now_ms: u64,
+    ) -> Result<DisownStarted, RegistryError> {
+        let mut st = self.state.write();
+        let id = st.records.find(thing).ok_or(RegistryError::ItemNotFound)?;
+        if st.records.owner(id) != Some(from.bare()) {
+            return Err(RegistryError::ItemNotFound);
+        }
+        if st.presence.get(&thing.jid) == Presence::Offline {
+            return Err(RegistryError::NotAllowed);
+        }
+        if st.pending.len() >= self.config.max_pending_disowns {
+            return Err(RegistryError::ResourceConstraint(
+                "too many disowns are waiting".into(),
+            ));
+        }
+        let pending = PendingId(self.next_pending.fetch_add(1, Ordering::Relaxed));
+        let deadline_ms = now_ms.saturating_add(self.config.disown_timeout_ms);
+        st.pending.insert(
+            pending,
+            PendingDisown {
+                thing: thing.clone(),
+                owner: from.bare().clone(),
+                deadline_ms,
+            },
+        );
+        Ok(DisownStarted {
+            pending,
+            deadline_ms,
+            notification: Notification {
+                to: st.route(id, thing),
+                node: thing.node.clone(),
+                kind: NotificationKind::Disowned,
+            },
+        })
+    }
+
+    /// The thing answered a `disowned` notification: `acknowledged` is true for a
+    /// `result`, false for an `error`. Returns `None` for an unknown (or already
+    /// expired) pending id. On acknowledgement within the deadline, and if the
+    /// owner still owns the thing, all its tags are replaced by a random `KEY` and
+    /// it is unclaimed.
+    pub fn resolve_disown(
+        &self,
+        pending: PendingId,
+        acknowledged: bool,
+        now_ms: u64,
+    ) -> Option<DisownResolution> {
+        let mut st = self.state.write();
+        let p = st.pending.take(pending)?;
+        let result = if !acknowledged || now_ms > p.deadline_ms {
+            Err(RegistryError::NotAllowed)
+        } else {
+            self.finish_disown(&mut st, &p)
+        };
+        Some(DisownResolution {
+            pending,
+            owner: p.owner,
+            result,
+        })
+    }
+
+    fn finish_disown(&self, st: &mut State, p: &PendingDisown) -> Result<(), RegistryError> {
+        let id = st.records.find(&p.thing).ok_or(RegistryError::NotAllowed)?;
+        if st.records.owner(id) != Some(&p.owner) {
+            return Err(RegistryError::NotAllowed);
+        }
+        let key_name = TagName::new(KEY).map_err(RegistryError::from)?;
+        let n = st.index.intern(&key_name);
+        let tags = vec![(n, TagValue::Str(random_key(self.config.disown_key_chars)?))];
+        let resource: Option<Box<str>> = st
+            .records
+            .view(id)
+            .and_then(|v| v.resource())
+            .map(Into::into);
+        st.write(Some(id), &p.thing, resource.as_deref(), None, false, &tags)?;
+        Ok(())
+    }
+
+    /// Fails every pending disown whose deadline is at or before `now_ms`.
+    pub fn expire(&self, now_ms: u64) -> Vec<DisownResolution> {
+        let mut st = self.state.write();
+        st.pending
+            .expire(now_ms)
+            .into_iter()
+            .map(|(pending, p)| DisownResolution {
+                pending,
+                owner: p.owner,
+                result: Err(RegistryError::NotAllowed),
+            })
+            .collect()
+    }
+
+    /// The earliest pending deadline, for the host's timer.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.state.read().pending.next_deadline()
+    }
+
+    /// The host reports that `jid` became available or unavailable.
+    pub fn presence(&self, jid: &Jid, available: bool) {
+        self.state
+            .write()
+            .presence
+            .set(jid, available, self.config.max_tracked_presences);
+    }
+
+    /// A full copy of one thing's record (`KEY` included): for the owner's tools,
+    /// export and tests, never for search results.
+    pub fn get(&self, key: &ThingKey) -> Option<ThingRecord> {
+        let st = self.state.read();
+        let id = st.records.find(key)?;
+        st.records.to_record(id, &st.index.names)
+    }
+
+    /// Every record, in id order.
+    pub fn export(&self) -> Vec<ThingRecord> {
+        let st = self.state.read();
+        st.records
+            .ids()
+            .filter_map(|id| st.records.to_record(id, &st.index.names))
+            .collect()
+    }
+
+    /// Number of things.
+    pub fn len(&self) -> usize {
+        self.state.read().records.len()
+    }
+
+    /// Whether the registry holds no thing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Counts and sizes.
+    pub fn stats(&self) -> Stats {
+        let st = self.state.read();
+        Stats {
+            things: st.records.len(),
+            searchable: st.index.searchable.len(),
+            tag_names: st.index.names.in_use(),
+            pending_disowns: st.pending.len(),
+            record_bytes: st.records.heap_bytes(),
+            index_bytes: st.index.heap_bytes(),
+        }
+    }
+
+    /// Verifies that the indexes equal a rebuild from the records.
+    pub fn check_consistency(&self) -> Result<(), String> {
+        let st = self.state.read();
+        st.index.check_against(&st.records)
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_send_sync() {
+    fn is<T: Send + Sync>() {}
+    is::<Registry>();
+}

@@ -1,0 +1,308 @@
+//! Meta tags (spec 5.2): checked names and values.
+//!
+//! A [`TagName`] is upper-cased (tag names are case-insensitive), 1 to 32 characters
+//! long and free of `:`, `#`, white space and control characters. A [`TagValue`] is
+//! either a string of at most 128 characters (no control characters other than tab,
+//! line feed and carriage return, so it can always be written back as XML) or a
+//! finite number (`-0` is stored as `0`, so numeric equality is plain `==`).
+//!
+//! Values are compared the way searches compare them: strings by their UTF-8 bytes
+//! (which is code point order), numbers numerically.
+
+use std::cmp::Ordering;
+use std::fmt;
+
+/// The longest tag name, in characters (spec 5.2).
+pub const MAX_NAME_CHARS: usize = 32;
+/// The longest string value, in characters (spec 5.2).
+pub const MAX_VALUE_CHARS: usize = 128;
+/// The reserved tag shared only by a thing and its owner (spec 6.5): never
+/// searchable, never returned.
+pub const KEY: &str = "KEY";
+
+/// The tag names the spec predefines (5.2). A registry must always accept them,
+/// whatever its allow-list says.
+pub const PREDEFINED: [&str; 22] = [
+    "ALT", "APT", "AREA", "BLD", "CITY", "CLASS", "COUNTRY", "KEY", "LAT", "LON", "MAN", "MLOC",
+    "MNR", "MODEL", "NAME", "PURL", "REGION", "ROOM", "SN", "STREET", "STREETNR", "V",
+];
+
+/// Why a tag name or value was rejected. The message says what was wrong and is
+/// meant for the `<text/>` of a `bad-request`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TagError {
+    /// The name is empty.
+    EmptyName,
+    /// The name is longer than [`MAX_NAME_CHARS`].
+    NameTooLong(String),
+    /// The name holds `:`, `#`, white space or a control character.
+    BadNameChar(String, char),
+    /// A string value is longer than [`MAX_VALUE_CHARS`].
+    ValueTooLong(String),
+    /// A string value holds a control character.
+    BadValueChar(String),
+    /// A numeric value is NaN or infinite.
+    NotFinite(String),
+    /// A numeric value is not a number at all.
+    NotANumber(String, String),
+}
+
+impl fmt::Display for TagError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TagError::EmptyName => write!(f, "tag name is empty"),
+            TagError::NameTooLong(n) => {
+                write!(
+                    f,
+                    "tag name '{n}' is longer than {MAX_NAME_CHARS} characters"
+                )
+            }
+            TagError::BadNameChar(n, c) => {
+                write!(f, "tag name '{n}' contains the forbidden character {c:?}")
+            }
+            TagError::ValueTooLong(n) => write!(
+                f,
+                "value of tag '{n}' is longer than {MAX_VALUE_CHARS} characters"
+            ),
+            TagError::BadValueChar(n) => {
+                write!(f, "value of tag '{n}' contains a control character")
+            }
+            TagError::NotFinite(n) => write!(f, "numeric value of tag '{n}' must be finite"),
+            TagError::NotANumber(n, v) => {
+                let v: String = v.chars().take(40).collect();
+                write!(f, "value '{v}' of numeric tag '{n}' is not a number")
+            }
+        }
+    }
+}
+
+impl std::error::Error for TagError {}
+
+fn shorten(s: &str) -> String {
+    s.chars().take(40).collect()
+}
+
+/// A checked, upper-cased tag name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TagName(Box<str>);
+
+impl TagName {
+    /// Checks and upper-cases a tag name.
+    pub fn new(name: &str) -> Result<Self, TagError> {
+        if name.is_empty() {
+            return Err(TagError::EmptyName);
+        }
+        if let Some(c) = name
+            .chars()
+            .find(|&c| c == ':' || c == '#' || c.is_whitespace() || c.is_control())
+        {
+            return Err(TagError::BadNameChar(shorten(name), c));
+        }
+        let upper: String = name.chars().flat_map(char::to_uppercase).collect();
+        if upper.chars().count() > MAX_NAME_CHARS {
+            return Err(TagError::NameTooLong(shorten(name)));
+        }
+        Ok(TagName(upper.into_boxed_str()))
+    }
+
+    /// The upper-cased name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether this is the reserved `KEY` tag.
+    pub fn is_key(&self) -> bool {
+        &*self.0 == KEY
+    }
+
+    /// Whether the spec predefines this name (5.2).
+    pub fn is_predefined(&self) -> bool {
+        PREDEFINED.contains(&&*self.0)
+    }
+}
+
+impl std::borrow::Borrow<str> for TagName {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for TagName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A checked finite number: never NaN or infinite, and `-0.0` is stored as `0.0`.
+/// Its order is the numeric order, so it can key sorted maps.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Number(f64);
+
+impl Number {
+    /// Checks a number (the tag name is only used in the error).
+    pub fn new(value: f64, tag: &str) -> Result<Self, TagError> {
+        if !value.is_finite() {
+            return Err(TagError::NotFinite(shorten(tag)));
+        }
+        Ok(Number(if value == 0.0 { 0.0 } else { value }))
+    }
+
+    /// Parses the text of a numeric value (XML Schema `xs:double` lexical space,
+    /// finite values only).
+    pub fn parse(text: &str, tag: &str) -> Result<Self, TagError> {
+        let t = text.trim();
+        let lower = t.to_ascii_lowercase();
+        if lower.contains("inf") || lower.contains("nan") {
+            return Err(TagError::NotFinite(shorten(tag)));
+        }
+        let v: f64 = t
+            .parse()
+            .map_err(|_| TagError::NotANumber(shorten(tag), text.to_string()))?;
+        Number::new(v, tag)
+    }
+
+    /// The value.
+    pub fn get(self) -> f64 {
+        self.0
+    }
+}
+
+impl Eq for Number {}
+
+impl PartialOrd for Number {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Number {
+    fn cmp(&self, other: &Self) -> Ordering {
+        // Never NaN, and -0 was folded into 0, so total_cmp is numeric order.
+        self.0.total_cmp(&other.0)
+    }
+}
+
+impl std::hash::Hash for Number {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.to_bits().hash(state)
+    }
+}
+
+impl fmt::Display for Number {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A checked tag value.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum TagValue {
+    /// A string value (`<str/>`).
+    Str(Box<str>),
+    /// A numeric value (`<num/>`).
+    Num(Number),
+}
+
+impl TagValue {
+    /// Checks a string value (the tag name is only used in errors).
+    pub fn string(value: &str, tag: &str) -> Result<Self, TagError> {
+        check_string(value, tag)?;
+        Ok(TagValue::Str(value.into()))
+    }
+
+    /// Checks a numeric value.
+    pub fn number(value: f64, tag: &str) -> Result<Self, TagError> {
+        Ok(TagValue::Num(Number::new(value, tag)?))
+    }
+
+    /// Whether this is an empty string (which `update` reads as "delete the tag").
+    pub fn is_empty_str(&self) -> bool {
+        matches!(self, TagValue::Str(s) if s.is_empty())
+    }
+}
+
+/// Checks a string used as a tag value or as a search operand.
+pub fn check_string(value: &str, tag: &str) -> Result<(), TagError> {
+    if value.chars().count() > MAX_VALUE_CHARS {
+        return Err(TagError::ValueTooLong(shorten(tag)));
+    }
+    if value
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+    {
+        return Err(TagError::BadValueChar(shorten(tag)));
+    }
+    Ok(())
+}
+
+/// One meta tag: a name and a value.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Tag {
+    /// The upper-cased name.
+    pub name: TagName,
+    /// The value.
+    pub value: TagValue,
+}
+
+impl Tag {
+    /// A string tag, checked.
+    pub fn str(name: &str, value: &str) -> Result<Self, TagError> {
+        let name = TagName::new(name)?;
+        let value = TagValue::string(value, name.as_str())?;
+        Ok(Tag { name, value })
+    }
+
+    /// A numeric tag, checked.
+    pub fn num(name: &str, value: f64) -> Result<Self, TagError> {
+        let name = TagName::new(name)?;
+        let value = TagValue::number(value, name.as_str())?;
+        Ok(Tag { name, value })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_upper_cased_and_checked() {
+        assert_eq!(TagName::new("man").unwrap().as_str(), "MAN");
+        assert!(TagName::new("Key").unwrap().is_key());
+        assert!(TagName::new("").is_err());
+        assert!(TagName::new("A:B").is_err());
+        assert!(TagName::new("A#B").is_err());
+        assert!(TagName::new("A B").is_err());
+        assert!(TagName::new("A\tB").is_err());
+        assert!(TagName::new(&"X".repeat(32)).is_ok());
+        assert!(matches!(
+            TagName::new(&"X".repeat(33)),
+            Err(TagError::NameTooLong(_))
+        ));
+        assert!(TagName::new("temp").unwrap().to_string() == "TEMP");
+    }
+
+    #[test]
+    fn values_are_checked() {
+        assert!(TagValue::string(&"é".repeat(128), "X").is_ok());
+        assert!(TagValue::string(&"é".repeat(129), "X").is_err());
+        assert!(TagValue::string("a\u{0}b", "X").is_err());
+        assert!(TagValue::number(f64::NAN, "X").is_err());
+        assert!(TagValue::number(f64::INFINITY, "X").is_err());
+        assert_eq!(
+            TagValue::number(-0.0, "X").unwrap(),
+            TagValue::number(0.0, "X").unwrap()
+        );
+        assert!(Number::parse("abc", "V").is_err());
+        assert!(Number::parse("INF", "V").is_err());
+        assert!(Number::parse("NaN", "V").is_err());
+        assert_eq!(Number::parse(" 1.2 ", "V").unwrap().get(), 1.2);
+        assert_eq!(Number::parse("1E+20", "V").unwrap().get(), 1e20);
+    }
+
+    #[test]
+    fn number_order_is_numeric() {
+        let a = Number::new(-1.5, "X").unwrap();
+        let b = Number::new(2.0, "X").unwrap();
+        assert!(a < b);
+    }
+}
