@@ -52,6 +52,12 @@ impl BareJid {
         Ok(jid.bare)
     }
 
+    /// Wraps text this module normalised earlier (read back from our own
+    /// records), skipping the checks.
+    pub(crate) fn from_normalized(s: &str) -> Self {
+        BareJid(s.into())
+    }
+
     /// The normalised text.
     pub fn as_str(&self) -> &str {
         &self.0

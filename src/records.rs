@@ -195,9 +195,26 @@ impl<'a> RecordView<'a> {
         }
     }
 
-    /// The value of one tag, if the thing has it.
+    /// The value of one tag, if the thing has it. Skips the other tags without
+    /// decoding their values.
     pub fn get(&self, name: NameId) -> Option<ValueRef<'a>> {
-        self.tags().find(|(n, _)| *n == name).map(|(_, v)| v)
+        let b = self.blob;
+        let mut pos = self.tags_at;
+        while pos < b.len() {
+            let here = pos;
+            let n = get_varint(b, &mut pos) as u32;
+            let kind = *b.get(pos)?;
+            pos += 1;
+            if n == name.0 {
+                return (TagIter { blob: b, pos: here }).next().map(|(_, v)| v);
+            }
+            pos += if kind == 0 {
+                get_varint(b, &mut pos) as usize
+            } else {
+                8
+            };
+        }
+        None
     }
 
     /// How many tags the thing has.
@@ -419,6 +436,21 @@ impl Records {
             .map(|s| RecordView::new(&s.blob))
     }
 
+    /// Reads the first bytes of each listed record so that their cache misses
+    /// overlap; returns a meaningless checksum (pass it to `black_box`).
+    pub fn touch(&self, ids: &[u32]) -> u32 {
+        let mut sum = 0u32;
+        for &id in ids {
+            if let Some(Some(s)) = self.slots.get(id as usize) {
+                sum = sum.wrapping_add(u32::from(s.blob[0]));
+                if let Some(b) = s.blob.get(60) {
+                    sum = sum.wrapping_add(u32::from(*b));
+                }
+            }
+        }
+        sum
+    }
+
     /// The owner of a thing, if claimed.
     pub fn owner(&self, id: ThingId) -> Option<&BareJid> {
         let s = self.slots.get(id.0 as usize)?.as_ref()?;
@@ -450,6 +482,19 @@ impl Records {
         self.fill(id, rec);
         self.len += 1;
         ThingId(id)
+    }
+
+    /// Changes only the owner and public flag of a record (claim): no re-encoding,
+    /// no index change.
+    pub fn set_owner(&mut self, id: ThingId, owner: Option<&BareJid>, public: bool) {
+        let handle = owner.map_or(0, |o| self.owners.acquire(o));
+        if let Some(Some(slot)) = self.slots.get_mut(id.0 as usize) {
+            let old = std::mem::replace(&mut slot.owner, handle);
+            slot.public = public;
+            self.owners.release(old);
+        } else {
+            self.owners.release(handle);
+        }
     }
 
     /// Replaces the record of an existing id, keeping its identity.

@@ -84,7 +84,7 @@ fn shorten(s: &str) -> String {
 
 /// A checked, upper-cased tag name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TagName(Box<str>);
+pub struct TagName(std::sync::Arc<str>);
 
 impl TagName {
     /// Checks and upper-cases a tag name.
@@ -102,7 +102,7 @@ impl TagName {
         if upper.chars().count() > MAX_NAME_CHARS {
             return Err(TagError::NameTooLong(shorten(name)));
         }
-        Ok(TagName(upper.into_boxed_str()))
+        Ok(TagName(upper.into()))
     }
 
     /// The upper-cased name.

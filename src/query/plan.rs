@@ -42,6 +42,8 @@ use crate::tag::Number;
 pub const RANGE_KEY_BUDGET: usize = 128;
 /// Most dictionary keys a mask may visit (from its prefix) and still be unioned.
 pub const MASK_KEY_BUDGET: usize = 2048;
+/// Candidates whose records are touched together before being checked.
+const BATCH: usize = 32;
 /// Once the smallest exact set is this small, everything else is verified per
 /// candidate instead of materialised.
 pub const SMALL_DRIVER: u64 = 512;
@@ -122,17 +124,26 @@ enum Mat<'a> {
     Verify,
 }
 
+/// Unions the postings of the accepted keys, giving up (`Verify`) after visiting
+/// `budget` keys or once the union would exceed `max_ids` things: a set much
+/// larger than the current driver narrows nothing and costs a big union.
 fn union_keys<'a, K: Ord + 'a>(
     keys: impl Iterator<Item = (&'a K, Postings<'a>)>,
     budget: usize,
+    max_ids: u64,
     mut accept: impl FnMut(&K) -> bool,
 ) -> Mat<'a> {
     let mut hits: Vec<Postings<'a>> = Vec::new();
+    let mut total = 0u64;
     for (visited, (k, p)) in keys.enumerate() {
         if visited >= budget {
             return Mat::Verify;
         }
         if accept(k) {
+            total += p.len();
+            if total > max_ids {
+                return Mat::Verify;
+            }
             hits.push(p);
         }
     }
@@ -155,26 +166,40 @@ fn union_keys<'a, K: Ord + 'a>(
     }
 }
 
-fn interval_str<'a>(map: &'a ValueMap<Box<str>>, i: &Interval<'a, str>, budget: usize) -> Mat<'a> {
+fn interval_str<'a>(
+    map: &'a ValueMap<Box<str>>,
+    i: &Interval<'a, str>,
+    budget: usize,
+    max_ids: u64,
+) -> Mat<'a> {
     if let (Bound::Included(a), Bound::Included(b)) = (i.lo, i.hi) {
         if a == b {
             return map.get(a).map_or(Mat::Nothing, |p| Mat::Exact(p.into()));
         }
     }
-    union_keys(map.range(i.lo, i.hi), budget, |_| true)
+    union_keys(map.range(i.lo, i.hi), budget, max_ids, |_| true)
 }
 
-fn interval_num<'a>(map: &'a ValueMap<Number>, i: &Interval<'a, Number>, budget: usize) -> Mat<'a> {
+fn interval_num<'a>(
+    map: &'a ValueMap<Number>,
+    i: &Interval<'a, Number>,
+    budget: usize,
+    max_ids: u64,
+) -> Mat<'a> {
     if let (Bound::Included(a), Bound::Included(b)) = (i.lo, i.hi) {
         if a == b {
             return map.get(a).map_or(Mat::Nothing, |p| Mat::Exact(p.into()));
         }
     }
-    union_keys(map.range(i.lo, i.hi), budget, |_| true)
+    union_keys(map.range(i.lo, i.hi), budget, max_ids, |_| true)
+}
+
+fn is_closed<T: ?Sized>(i: &Interval<'_, T>) -> bool {
+    !matches!(i.lo, Bound::Unbounded) && !matches!(i.hi, Bound::Unbounded)
 }
 
 /// Materialises one operator, `cheap_only` limiting it to single probes.
-fn materialize<'a>(b: &Bound_<'a>, cheap_only: bool) -> Mat<'a> {
+fn materialize<'a>(b: &Bound_<'a>, cheap_only: bool, max_ids: u64) -> Mat<'a> {
     let budget = |n: usize| if cheap_only { 0 } else { n };
     match b.op.selection() {
         Selection::StrIn(i) => {
@@ -182,14 +207,14 @@ fn materialize<'a>(b: &Bound_<'a>, cheap_only: bool) -> Mat<'a> {
             if cheap_only && !point {
                 return Mat::Verify;
             }
-            interval_str(&b.tag.strs, &i, budget(RANGE_KEY_BUDGET))
+            interval_str(&b.tag.strs, &i, budget(RANGE_KEY_BUDGET), max_ids)
         }
         Selection::NumIn(i) => {
             let point = matches!((i.lo, i.hi), (Bound::Included(a), Bound::Included(c)) if a == c);
             if cheap_only && !point {
                 return Mat::Verify;
             }
-            interval_num(&b.tag.nums, &i, budget(RANGE_KEY_BUDGET))
+            interval_num(&b.tag.nums, &i, budget(RANGE_KEY_BUDGET), max_ids)
         }
         Selection::StrMask(m) => {
             if m.is_literal() {
@@ -208,7 +233,7 @@ fn materialize<'a>(b: &Bound_<'a>, cheap_only: bool) -> Mat<'a> {
                 .strs
                 .range::<str>(Bound::Included(prefix), Bound::Unbounded)
                 .take_while(|(k, _)| k.starts_with(prefix));
-            union_keys(keys, MASK_KEY_BUDGET, |k| m.is_match(k))
+            union_keys(keys, MASK_KEY_BUDGET, max_ids, |k| m.is_match(k))
         }
         Selection::StrOut(_) | Selection::NumOut(_) => Mat::Verify,
     }
@@ -249,44 +274,62 @@ pub fn execute(
     let mut verify: Vec<usize> = Vec::new();
     let mut pending: Vec<usize> = Vec::new();
     for (i, b) in bound.iter().enumerate() {
-        match materialize(b, true) {
+        match materialize(b, true, u64::MAX) {
             Mat::Nothing => return Page::empty(),
             Mat::Exact(e) => exact.push(e),
             Mat::Verify => pending.push(i),
         }
     }
-    let smallest = exact.iter().map(Exact::len).min().unwrap_or(u64::MAX);
+    // Likely-narrow operators first: masks with a literal prefix, then bounded
+    // ranges, then half-open ranges.
+    pending.sort_by_key(|&i| match bound[i].op.selection() {
+        Selection::StrMask(m) if !m.prefix().is_empty() => 0,
+        Selection::StrIn(iv) if is_closed(&iv) => 1,
+        Selection::NumIn(iv) if is_closed(&iv) => 1,
+        _ => 2,
+    });
+    let mut smallest = exact.iter().map(Exact::len).min().unwrap_or(u64::MAX);
     for i in pending {
         if smallest <= SMALL_DRIVER {
             verify.push(i);
             continue;
         }
-        match materialize(&bound[i], false) {
+        match materialize(&bound[i], false, smallest.saturating_mul(4)) {
             Mat::Nothing => return Page::empty(),
-            Mat::Exact(e) => exact.push(e),
+            Mat::Exact(e) => {
+                smallest = smallest.min(e.len());
+                exact.push(e);
+            }
             Mat::Verify => verify.push(i),
         }
     }
 
-    // 4. Intersect, smallest first.
+    // 4. Intersect the exact sets, smallest first. `searchable` usually holds
+    // most things, so it is checked per candidate (a bit test) unless it would
+    // reject most of the driver.
     exact.sort_by_key(Exact::len);
+    let searchable = &index.searchable;
     let driver: Cow<'_, RoaringBitmap> = if exact.is_empty() {
+        // Every check rejects things lacking its tag, so presence only narrows;
+        // use it only when it is much smaller than `searchable`.
         let best = verify
             .iter()
             .map(|&i| bound[i].present())
             .min_by_key(|p| p.len())
             .expect("at least one operator");
-        Cow::Owned(best & &index.searchable)
+        if best.len() < searchable.len() / 4 {
+            Cow::Borrowed(best)
+        } else {
+            Cow::Borrowed(searchable)
+        }
     } else {
         let mut it = exact.into_iter();
         match it.next().expect("non-empty") {
             Exact::One(id) => {
-                let rest: Vec<_> = it.collect();
-                let hit = index.searchable.contains(id)
-                    && rest.iter().all(|e| match e {
-                        Exact::One(x) => *x == id,
-                        Exact::Set(s) => s.contains(id),
-                    });
+                let hit = it.all(|e| match e {
+                    Exact::One(x) => x == id,
+                    Exact::Set(s) => s.contains(id),
+                });
                 let mut b = RoaringBitmap::new();
                 if hit {
                     b.insert(id);
@@ -294,25 +337,37 @@ pub fn execute(
                 Cow::Owned(b)
             }
             Exact::Set(first) => {
-                let mut acc = first.as_ref() & &index.searchable;
-                for e in it {
-                    if acc.is_empty() {
-                        break;
-                    }
-                    match e {
-                        Exact::One(id) => {
-                            let keep = acc.contains(id);
-                            acc.clear();
-                            if keep {
-                                acc.insert(id);
+                let rest: Vec<Exact<'_>> = it.collect();
+                if rest.is_empty() {
+                    first
+                } else {
+                    let mut acc = first.into_owned();
+                    for e in rest {
+                        match e {
+                            Exact::One(id) => {
+                                let keep = acc.contains(id);
+                                acc.clear();
+                                if keep {
+                                    acc.insert(id);
+                                }
                             }
+                            Exact::Set(s) => acc &= s.as_ref(),
                         }
-                        Exact::Set(s) => acc &= s.as_ref(),
+                        if acc.is_empty() {
+                            break;
+                        }
                     }
+                    Cow::Owned(acc)
                 }
-                Cow::Owned(acc)
             }
         }
+    };
+    let (driver, check_searchable) = if std::ptr::eq(driver.as_ref(), searchable) {
+        (driver, false)
+    } else if searchable.len() < driver.len() / 2 {
+        (Cow::Owned(driver.as_ref() & searchable), false)
+    } else {
+        (driver, true)
     };
 
     // 5. Verify lazily, in id order.
@@ -320,23 +375,40 @@ pub fn execute(
     let want = u64::from(offset) + u64::from(limit);
     let mut seen = 0u64;
     let mut page = Page::empty();
-    for id in driver.iter() {
-        if !checks.is_empty() {
-            let Some(view) = records.view(crate::thing::ThingId(id)) else {
-                continue;
-            };
-            if !checks.iter().all(|c| c.check(view.get(c.name))) {
-                continue;
-            }
-        }
-        if seen >= want {
-            page.more = true;
+    let mut ids = driver.iter();
+    let mut batch = Vec::with_capacity(BATCH);
+    'scan: loop {
+        batch.clear();
+        batch.extend(ids.by_ref().take(if checks.is_empty() { 1 } else { BATCH }));
+        if batch.is_empty() {
             break;
         }
-        if seen >= u64::from(offset) {
-            page.ids.push(id);
+        if !checks.is_empty() {
+            // Touch every record of the batch first: the loads are independent, so
+            // the CPU overlaps their cache misses instead of taking them one by one.
+            std::hint::black_box(records.touch(&batch));
         }
-        seen += 1;
+        for &id in &batch {
+            if check_searchable && !searchable.contains(id) {
+                continue;
+            }
+            if !checks.is_empty() {
+                let Some(view) = records.view(crate::thing::ThingId(id)) else {
+                    continue;
+                };
+                if !checks.iter().all(|c| c.check(view.get(c.name))) {
+                    continue;
+                }
+            }
+            if seen >= want {
+                page.more = true;
+                break 'scan;
+            }
+            if seen >= u64::from(offset) {
+                page.ids.push(id);
+            }
+            seen += 1;
+        }
     }
     page
 }

@@ -133,10 +133,14 @@ fn random_key(chars: usize) -> Result<Box<str>, RegistryError> {
 impl State {
     fn key_of(&self, id: ThingId) -> Option<ThingKey> {
         let v = self.records.view(id)?;
-        let node = v.node();
+        let [node_id, source_id, cache_type] = v.node();
         Some(ThingKey {
-            jid: BareJid::parse(v.jid()).ok()?,
-            node: NodeAddress::new(node[0], node[1], node[2]).ok()?,
+            jid: BareJid::from_normalized(v.jid()),
+            node: NodeAddress {
+                node_id: node_id.map(Into::into),
+                source_id: source_id.map(Into::into),
+                cache_type: cache_type.map(Into::into),
+            },
         })
     }
 
@@ -202,6 +206,30 @@ impl State {
         }
         self.index.set_searchable(id.0, owner.is_some() && public);
         Ok(id)
+    }
+
+    /// Changes only owner and public flag (claim): store first, then the record
+    /// and the searchable bitmap; tags and their indexes stay as they are.
+    fn set_owner(
+        &mut self,
+        id: ThingId,
+        owner: Option<&BareJid>,
+        public: bool,
+    ) -> Result<(), RegistryError> {
+        if self.store.is_some() {
+            let mut record = self
+                .records
+                .to_record(id, &self.index.names)
+                .ok_or_else(|| RegistryError::Internal("record vanished".into()))?;
+            record.owner = owner.cloned();
+            record.public = public;
+            if let Some(store) = self.store.as_mut() {
+                store.put(&record)?;
+            }
+        }
+        self.records.set_owner(id, owner, public);
+        self.index.set_searchable(id.0, owner.is_some() && public);
+        Ok(())
     }
 
     fn delete(&mut self, id: ThingId, key: &ThingKey) -> Result<(), RegistryError> {
@@ -359,20 +387,7 @@ impl Registry {
             }
         };
         let key = st.key_of(id).ok_or(RegistryError::ItemNotFound)?;
-        let resource: Option<Box<str>> = st
-            .records
-            .view(id)
-            .and_then(|v| v.resource())
-            .map(Into::into);
-        let all = st.tags_of(id);
-        st.write(
-            Some(id),
-            &key,
-            resource.as_deref(),
-            Some(claimant),
-            req.public,
-            &all,
-        )?;
+        st.set_owner(id, Some(claimant), req.public)?;
         let notification = Notification {
             to: st.route(id, &key),
             node: key.node.clone(),

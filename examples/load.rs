@@ -1,0 +1,67 @@
+//! Loads a deterministic population into an in-memory registry, then runs the
+//! standard query mix and prints latency percentiles.
+//!
+//! `cargo run --release --example load -- [THINGS] [ROUNDS]`
+
+use std::time::Instant;
+
+use iotdisco::{Config, Registry, datagen};
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let n: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(100_000);
+    let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(200);
+    let reg = Registry::new(Config::default());
+    let things: Vec<_> = datagen::population(1, n).collect();
+    let t = Instant::now();
+    for (i, g) in things.iter().enumerate() {
+        if let Err(e) = datagen::install(&reg, g) {
+            eprintln!("thing {i}: {e}");
+            std::process::exit(1);
+        }
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let stats = reg.stats();
+    println!(
+        "loaded {n} things (register + claim) in {secs:.2} s: {:.0} things/s",
+        n as f64 / secs
+    );
+    println!(
+        "memory: records {:.0} B/thing, indexes {:.0} B/thing, total {:.0} B/thing",
+        stats.record_bytes as f64 / n as f64,
+        stats.index_bytes as f64 / n as f64,
+        (stats.record_bytes + stats.index_bytes) as f64 / n as f64
+    );
+    println!("| query | hits on page | more | p50 µs | p90 µs | p99 µs | max µs |");
+    println!("|---|---|---|---|---|---|---|");
+    let only = std::env::var("IOTDISCO_ONLY").ok();
+    for (name, q) in datagen::standard_queries() {
+        if only.as_deref().is_some_and(|o| o != name) {
+            continue;
+        }
+        let mut lat = Vec::with_capacity(rounds);
+        let mut last = None;
+        for _ in 0..rounds {
+            let t = Instant::now();
+            let r = reg.search(&q).expect("search");
+            lat.push(t.elapsed().as_secs_f64() * 1e6);
+            last = Some(r);
+        }
+        lat.sort_by(f64::total_cmp);
+        let r = last.expect("at least one round");
+        println!(
+            "| {name} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            r.things.len(),
+            r.more,
+            percentile(&lat, 0.5),
+            percentile(&lat, 0.9),
+            percentile(&lat, 0.99),
+            lat[lat.len() - 1]
+        );
+    }
+}
