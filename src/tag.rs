@@ -98,10 +98,10 @@ impl TagName {
         {
             return Err(TagError::BadNameChar(shorten(name), c));
         }
-        let upper: String = name.chars().flat_map(char::to_uppercase).collect();
-        if upper.chars().count() > MAX_NAME_CHARS {
+        if name.chars().count() > MAX_NAME_CHARS {
             return Err(TagError::NameTooLong(shorten(name)));
         }
+        let upper: String = name.chars().flat_map(char::to_uppercase).collect();
         Ok(TagName(upper.into()))
     }
 

@@ -194,6 +194,11 @@ impl<K: Ord> ValueMap<K> {
             .map(move |(k, &p)| (k, self.view(p)))
     }
 
+    /// The smallest and largest value.
+    pub fn bounds(&self) -> Option<(&K, &K)> {
+        Some((self.map.first_key_value()?.0, self.map.last_key_value()?.0))
+    }
+
     /// Number of distinct values.
     pub fn distinct(&self) -> usize {
         self.map.len()

@@ -31,9 +31,11 @@ impl fmt::Display for PatternError {
 
 impl std::error::Error for PatternError {}
 
-/// A compiled `strMask`.
+/// A compiled `strMask` (cheap to clone: the compiled form is shared).
 #[derive(Clone)]
-pub struct Mask {
+pub struct Mask(std::sync::Arc<Compiled>);
+
+struct Compiled {
     source: Box<str>,
     wildcard: Option<Box<str>>,
     prefix: Box<str>,
@@ -45,15 +47,15 @@ pub struct Mask {
 impl fmt::Debug for Mask {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Mask")
-            .field("source", &self.source)
-            .field("wildcard", &self.wildcard)
+            .field("source", &self.0.source)
+            .field("wildcard", &self.0.wildcard)
             .finish()
     }
 }
 
 impl PartialEq for Mask {
     fn eq(&self, other: &Self) -> bool {
-        self.source == other.source && self.wildcard == other.wildcard
+        self.0.source == other.0.source && self.0.wildcard == other.0.wildcard
     }
 }
 
@@ -119,49 +121,50 @@ impl Mask {
         let start = dfa
             .start_state(&start::Config::new().anchored(Anchored::Yes))
             .map_err(|e| PatternError(format!("mask '{mask}' cannot be compiled: {e}")))?;
-        Ok(Mask {
+        Ok(Mask(std::sync::Arc::new(Compiled {
             source: mask.into(),
             wildcard: wildcard.map(Into::into),
             prefix: pieces[0].into(),
             literal: pieces.len() == 1,
             dfa,
             start,
-        })
+        })))
     }
 
     /// The mask as given.
     pub fn source(&self) -> &str {
-        &self.source
+        &self.0.source
     }
 
     /// The wildcard string, if any.
     pub fn wildcard(&self) -> Option<&str> {
-        self.wildcard.as_deref()
+        self.0.wildcard.as_deref()
     }
 
     /// The literal text before the first wildcard: every match starts with it.
     pub fn prefix(&self) -> &str {
-        &self.prefix
+        &self.0.prefix
     }
 
     /// Whether the mask has no wildcard (then it is plain equality).
     pub fn is_literal(&self) -> bool {
-        self.literal
+        self.0.literal
     }
 
     /// Whether a whole value matches.
     pub fn is_match(&self, value: &str) -> bool {
-        if self.literal {
-            return value == &*self.source;
+        let c = &*self.0;
+        if c.literal {
+            return value == &*c.source;
         }
-        let mut sid = self.start;
+        let mut sid = c.start;
         for &b in value.as_bytes() {
-            sid = self.dfa.next_state(sid, b);
-            if self.dfa.is_dead_state(sid) {
+            sid = c.dfa.next_state(sid, b);
+            if c.dfa.is_dead_state(sid) {
                 return false;
             }
         }
-        self.dfa.is_match_state(self.dfa.next_eoi_state(sid))
+        c.dfa.is_match_state(c.dfa.next_eoi_state(sid))
     }
 }
 

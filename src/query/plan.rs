@@ -160,7 +160,11 @@ fn union_keys<'a, K: Ord + 'a>(
                 }
             }
             let mut out = sets.into_iter().union();
-            out.extend(singles);
+            singles.sort_unstable();
+            match RoaringBitmap::from_sorted_iter(singles.iter().copied()) {
+                Ok(b) => out |= b,
+                Err(_) => out.extend(singles),
+            }
             Mat::Exact(Exact::Set(Cow::Owned(out)))
         }
     }
@@ -370,45 +374,201 @@ pub fn execute(
         (driver, true)
     };
 
-    // 5. Verify lazily, in id order.
-    let checks: Vec<&Bound_<'_>> = verify.iter().map(|&i| &bound[i]).collect();
-    let want = u64::from(offset) + u64::from(limit);
-    let mut seen = 0u64;
-    let mut page = Page::empty();
-    let mut ids = driver.iter();
-    let mut batch = Vec::with_capacity(BATCH);
-    'scan: loop {
-        batch.clear();
-        batch.extend(ids.by_ref().take(if checks.is_empty() { 1 } else { BATCH }));
-        if batch.is_empty() {
-            break;
+    // 5. Verify lazily, in id order. If the walk turns out unproductive (few hits
+    // after many candidates: several wide operators that rarely hold together),
+    // materialise the verified ranges and masks with a much larger budget and go
+    // on from where the walk stopped, over the narrowed driver.
+    let mut checks: Vec<&Bound_<'_>> = verify.iter().map(|&i| &bound[i]).collect();
+    let mut scan = Scan {
+        records,
+        searchable,
+        check_searchable,
+        want: u64::from(offset) + u64::from(limit),
+        offset: u64::from(offset),
+        seen: 0,
+        page: Page::empty(),
+    };
+    match scan.run(&driver, 0, &checks, Some(ESCALATE_AFTER)) {
+        Walk::Done => return scan.page,
+        // Productive enough (deep offsets): just go on.
+        Walk::Paused(next) if scan.seen * 64 >= ESCALATE_AFTER as u64 => {
+            scan.run(&driver, next, &checks, None);
         }
-        if !checks.is_empty() {
-            // Touch every record of the batch first: the loads are independent, so
-            // the CPU overlaps their cache misses instead of taking them one by one.
-            std::hint::black_box(records.touch(&batch));
-        }
-        for &id in &batch {
-            if check_searchable && !searchable.contains(id) {
-                continue;
-            }
-            if !checks.is_empty() {
-                let Some(view) = records.view(crate::thing::ThingId(id)) else {
-                    continue;
-                };
-                if !checks.iter().all(|c| c.check(view.get(c.name))) {
-                    continue;
+        Walk::Paused(next) => {
+            // Walking more keys than candidates remain would cost more than
+            // checking them.
+            // Nor more than the walk probably still needs, judging by its hit rate
+            // so far.
+            let remaining = driver.len().saturating_sub(driver.rank(next));
+            // (No hit at all says nothing: the rest of the driver may be needed.)
+            let needed = match scan.seen {
+                0 => remaining,
+                seen => (scan.want + 1).saturating_sub(seen) * ESCALATE_AFTER as u64 / seen,
+            };
+            let budget = ESCALATED_KEY_BUDGET.min(remaining.min(needed) as usize);
+            let mut narrowed: Option<RoaringBitmap> = None;
+            // Narrowest-looking first; numeric ranges estimated far over budget
+            // are not walked at all.
+            checks.sort_by_key(|c| estimated_keys(c).unwrap_or(u64::MAX - 1));
+            checks.retain(|c| {
+                if narrowed.as_ref().is_some_and(|n| n.len() <= SMALL_DRIVER) {
+                    return true;
                 }
-            }
-            if seen >= want {
-                page.more = true;
-                break 'scan;
-            }
-            if seen >= u64::from(offset) {
-                page.ids.push(id);
-            }
-            seen += 1;
+                // Once narrowed, walking more keys than candidates is not worth it.
+                let budget = narrowed
+                    .as_ref()
+                    .map_or(budget, |n| budget.min(n.len() as usize));
+                if estimated_keys(c).is_some_and(|k| k > 2 * budget as u64) {
+                    return true;
+                }
+                match escalate(c, budget) {
+                    Mat::Nothing => {
+                        narrowed = Some(RoaringBitmap::new());
+                        false
+                    }
+                    Mat::Exact(e) => {
+                        let set = match e {
+                            Exact::One(id) => std::iter::once(id).collect(),
+                            Exact::Set(s) => s.into_owned(),
+                        };
+                        narrowed = Some(match narrowed.take() {
+                            None => set & driver.as_ref(),
+                            Some(n) => n & set,
+                        });
+                        false
+                    }
+                    Mat::Verify => true,
+                }
+            });
+            match narrowed {
+                Some(n) => scan.run(&n, next, &checks, None),
+                None => scan.run(&driver, next, &checks, None),
+            };
         }
     }
-    page
+    scan.page
+}
+
+/// Candidates walked before an unproductive walk escalates.
+const ESCALATE_AFTER: usize = 1024;
+/// Key budget for escalated ranges and masks.
+const ESCALATED_KEY_BUDGET: usize = 1 << 16;
+
+/// For a numeric range, the number of distinct values it probably covers,
+/// assuming values spread evenly between the tag's smallest and largest value.
+fn estimated_keys(b: &Bound_<'_>) -> Option<u64> {
+    let Selection::NumIn(i) = b.op.selection() else {
+        return None;
+    };
+    let (min, max) = b.tag.nums.bounds()?;
+    let (min, max) = (min.get(), max.get());
+    let lo = match i.lo {
+        Bound::Included(v) | Bound::Excluded(v) => v.get().max(min),
+        Bound::Unbounded => min,
+    };
+    let hi = match i.hi {
+        Bound::Included(v) | Bound::Excluded(v) => v.get().min(max),
+        Bound::Unbounded => max,
+    };
+    if max <= min {
+        return Some(1);
+    }
+    let share = ((hi - lo) / (max - min)).clamp(0.0, 1.0);
+    Some((share * b.tag.nums.distinct() as f64).ceil() as u64)
+}
+
+/// Materialises a verified operator with a larger key budget.
+fn escalate<'a>(b: &Bound_<'a>, budget: usize) -> Mat<'a> {
+    match b.op.selection() {
+        Selection::StrIn(i) => interval_str(&b.tag.strs, &i, budget, u64::MAX),
+        Selection::NumIn(i) => interval_num(&b.tag.nums, &i, budget, u64::MAX),
+        Selection::StrMask(m) if m.prefix().is_empty() && b.tag.strs.distinct() > budget => {
+            Mat::Verify
+        }
+        Selection::StrMask(m) => {
+            let prefix = m.prefix();
+            let keys = b
+                .tag
+                .strs
+                .range::<str>(Bound::Included(prefix), Bound::Unbounded)
+                .take_while(|(k, _)| k.starts_with(prefix));
+            union_keys(keys, budget, u64::MAX, |k| m.is_match(k))
+        }
+        Selection::StrOut(_) | Selection::NumOut(_) => Mat::Verify,
+    }
+}
+
+/// How a walk ended.
+enum Walk {
+    /// The page and `more` are known, or the driver is exhausted.
+    Done,
+    /// Stopped after the examination limit; resume at this id.
+    Paused(u32),
+}
+
+/// The lazy walk over a driver, collecting the page.
+struct Scan<'r> {
+    records: &'r Records,
+    searchable: &'r RoaringBitmap,
+    check_searchable: bool,
+    want: u64,
+    offset: u64,
+    seen: u64,
+    page: Page,
+}
+
+impl Scan<'_> {
+    fn run(
+        &mut self,
+        driver: &RoaringBitmap,
+        from: u32,
+        checks: &[&Bound_<'_>],
+        max_examined: Option<usize>,
+    ) -> Walk {
+        let mut ids = driver.iter();
+        ids.advance_to(from);
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut examined = 0usize;
+        loop {
+            if max_examined.is_some_and(|m| examined >= m) {
+                return match ids.next() {
+                    Some(id) => Walk::Paused(id),
+                    None => Walk::Done,
+                };
+            }
+            batch.clear();
+            batch.extend(ids.by_ref().take(if checks.is_empty() { 1 } else { BATCH }));
+            if batch.is_empty() {
+                return Walk::Done;
+            }
+            examined += batch.len();
+            if !checks.is_empty() {
+                // Touch every record of the batch first: the loads are independent,
+                // so the CPU overlaps their cache misses instead of taking them one
+                // by one.
+                std::hint::black_box(self.records.touch(&batch));
+            }
+            for &id in &batch {
+                if self.check_searchable && !self.searchable.contains(id) {
+                    continue;
+                }
+                if !checks.is_empty() {
+                    let Some(view) = self.records.view(crate::thing::ThingId(id)) else {
+                        continue;
+                    };
+                    if !checks.iter().all(|c| c.check(view.get(c.name))) {
+                        continue;
+                    }
+                }
+                if self.seen >= self.want {
+                    self.page.more = true;
+                    return Walk::Done;
+                }
+                if self.seen >= self.offset {
+                    self.page.ids.push(id);
+                }
+                self.seen += 1;
+            }
+        }
+    }
 }

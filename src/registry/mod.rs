@@ -597,7 +597,7 @@ impl Registry {
     ) -> Option<DisownResolution> {
         let mut st = self.state.write();
         let p = st.pending.take(pending)?;
-        let result = if !acknowledged || now_ms > p.deadline_ms {
+        let result = if !acknowledged || now_ms >= p.deadline_ms {
             Err(RegistryError::NotAllowed)
         } else {
             self.finish_disown(&mut st, &p)

@@ -48,7 +48,12 @@ impl PresenceTable {
                 }
             }
             (Some(r), false) => entry.retain(|x| &**x != r),
-            (None, true) => {}
+            // A bare JID is available: an empty resource stands for it.
+            (None, true) => {
+                if !entry.iter().any(|x| x.is_empty()) {
+                    entry.push("".into());
+                }
+            }
             (None, false) => entry.clear(),
         }
     }

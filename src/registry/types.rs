@@ -106,8 +106,9 @@ pub struct DisownResolution {
     pub pending: PendingId,
     /// Who asked.
     pub owner: BareJid,
-    /// `Ok` = the thing is unclaimed now (empty reply); otherwise the error reply
-    /// (`not-allowed`).
+    /// `Ok` = the thing is unclaimed now (empty reply); otherwise the error reply:
+    /// `NotAllowed` when the thing refused, was silent or changed hands, `Storage`
+    /// when the store failed to record the disown.
     pub result: Result<(), RegistryError>,
 }
 

@@ -1,0 +1,360 @@
+//! The naive baseline: a `Vec` of every thing with its tags, scanned in order.
+//!
+//! Its predicates are written here from the spec, independently of
+//! `Operator::matches_*`: strings compare by their bytes, numbers as `f64`, an
+//! operator only matches a thing that has its tag with a value of the operator's
+//! type (so negated operators never match things lacking the tag), `KEY` is never
+//! searchable, and `strMask` uses its own wildcard matcher. Every thing is public
+//! and claimed, so there is no searchable filter.
+
+use std::collections::HashMap;
+
+use iotdisco::TagValue;
+use iotdisco::datagen::GenThing;
+use iotdisco::query::{NumRange, Operator, StrRange};
+
+use super::{Answer, PAGE};
+
+/// A stored value.
+#[derive(Debug, Clone)]
+pub enum Val {
+    /// A string value.
+    S(Box<str>),
+    /// A numeric value.
+    N(f64),
+}
+
+/// One thing: its tags as (name number, value), in registration order.
+#[derive(Debug, Clone)]
+pub struct NaiveThing {
+    /// The tags.
+    pub tags: Box<[(u16, Val)]>,
+}
+
+/// All things, in thing order, and the tag names they use.
+#[derive(Debug, Default)]
+pub struct Naive {
+    names: HashMap<String, u16>,
+    /// The things, index = datagen index.
+    pub things: Vec<NaiveThing>,
+}
+
+/// A string test.
+#[derive(Debug)]
+enum STest {
+    Eq(Box<[u8]>),
+    Ne(Box<[u8]>),
+    Gt(Box<[u8]>),
+    Ge(Box<[u8]>),
+    Lt(Box<[u8]>),
+    Le(Box<[u8]>),
+    In(Box<[u8]>, bool, Box<[u8]>, bool),
+    Out(Box<[u8]>, bool, Box<[u8]>, bool),
+    Mask(Glob),
+}
+
+/// A numeric test.
+#[derive(Debug)]
+enum NTest {
+    Eq(f64),
+    Ne(f64),
+    Gt(f64),
+    Ge(f64),
+    Lt(f64),
+    Le(f64),
+    In(f64, bool, f64, bool),
+    Out(f64, bool, f64, bool),
+}
+
+#[derive(Debug)]
+enum Test {
+    S(STest),
+    N(NTest),
+}
+
+/// A compiled predicate: a tag number and a test on its value.
+#[derive(Debug)]
+pub struct Pred {
+    name: u16,
+    test: Test,
+}
+
+/// A `strMask` matcher: the mask split at its wildcard.
+#[derive(Debug)]
+pub enum Glob {
+    /// No wildcard: the whole value must equal this.
+    Exact(Box<[u8]>),
+    /// `first*middle[0]*...*last`.
+    Pieces {
+        /// Must start the value.
+        first: Box<[u8]>,
+        /// Must occur, in order, between `first` and `last`, not overlapping.
+        middle: Vec<Box<[u8]>>,
+        /// Must end the value.
+        last: Box<[u8]>,
+    },
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() {
+        return Some(0);
+    }
+    if needle.len() > hay.len() {
+        return None;
+    }
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+impl Glob {
+    /// Splits `mask` at every occurrence of `wildcard` (none or empty: literal).
+    pub fn new(mask: &str, wildcard: Option<&str>) -> Self {
+        let b = |s: &str| -> Box<[u8]> { s.as_bytes().into() };
+        match wildcard {
+            Some(w) if !w.is_empty() && mask.contains(w) => {
+                let mut parts: Vec<&str> = mask.split(w).collect();
+                let last = parts.pop().expect("at least two parts");
+                let first = parts.remove(0);
+                Glob::Pieces {
+                    first: b(first),
+                    middle: parts.into_iter().filter(|p| !p.is_empty()).map(b).collect(),
+                    last: b(last),
+                }
+            }
+            _ => Glob::Exact(b(mask)),
+        }
+    }
+
+    /// Whether the whole value matches. Leftmost matching of each middle piece is
+    /// optimal: it leaves the most room for the pieces after it.
+    pub fn matches(&self, v: &[u8]) -> bool {
+        match self {
+            Glob::Exact(e) => v == &**e,
+            Glob::Pieces {
+                first,
+                middle,
+                last,
+            } => {
+                if v.len() < first.len() + last.len() || !v.starts_with(first) || !v.ends_with(last)
+                {
+                    return false;
+                }
+                let mut rest = &v[first.len()..v.len() - last.len()];
+                for m in middle {
+                    match find(rest, m) {
+                        Some(at) => rest = &rest[at + m.len()..],
+                        None => return false,
+                    }
+                }
+                true
+            }
+        }
+    }
+}
+
+fn above(v: f64, lo: f64, inc: bool) -> bool {
+    if inc { v >= lo } else { v > lo }
+}
+
+fn below(v: f64, hi: f64, inc: bool) -> bool {
+    if inc { v <= hi } else { v < hi }
+}
+
+fn above_s(v: &[u8], lo: &[u8], inc: bool) -> bool {
+    if inc { v >= lo } else { v > lo }
+}
+
+fn below_s(v: &[u8], hi: &[u8], inc: bool) -> bool {
+    if inc { v <= hi } else { v < hi }
+}
+
+impl STest {
+    fn check(&self, v: &[u8]) -> bool {
+        match self {
+            STest::Eq(c) => v == &**c,
+            STest::Ne(c) => v != &**c,
+            STest::Gt(c) => v > &**c,
+            STest::Ge(c) => v >= &**c,
+            STest::Lt(c) => v < &**c,
+            STest::Le(c) => v <= &**c,
+            STest::In(lo, li, hi, hi_inc) => above_s(v, lo, *li) && below_s(v, hi, *hi_inc),
+            STest::Out(lo, li, hi, hi_inc) => !(above_s(v, lo, *li) && below_s(v, hi, *hi_inc)),
+            STest::Mask(g) => g.matches(v),
+        }
+    }
+}
+
+impl NTest {
+    fn check(&self, v: f64) -> bool {
+        match *self {
+            NTest::Eq(c) => v == c,
+            NTest::Ne(c) => v != c,
+            NTest::Gt(c) => v > c,
+            NTest::Ge(c) => v >= c,
+            NTest::Lt(c) => v < c,
+            NTest::Le(c) => v <= c,
+            NTest::In(lo, li, hi, hi_inc) => above(v, lo, li) && below(v, hi, hi_inc),
+            NTest::Out(lo, li, hi, hi_inc) => !(above(v, lo, li) && below(v, hi, hi_inc)),
+        }
+    }
+}
+
+fn sb(s: &str) -> Box<[u8]> {
+    s.as_bytes().into()
+}
+
+fn s_in(r: &StrRange) -> (Box<[u8]>, bool, Box<[u8]>, bool) {
+    (sb(&r.min), r.min_included, sb(&r.max), r.max_included)
+}
+
+fn n_in(r: &NumRange) -> (f64, bool, f64, bool) {
+    (r.min.get(), r.min_included, r.max.get(), r.max_included)
+}
+
+fn test_of(op: &Operator) -> Test {
+    use Operator as O;
+    match op {
+        O::StrEq(_, c) => Test::S(STest::Eq(sb(c))),
+        O::StrNEq(_, c) => Test::S(STest::Ne(sb(c))),
+        O::StrGt(_, c) => Test::S(STest::Gt(sb(c))),
+        O::StrGtEq(_, c) => Test::S(STest::Ge(sb(c))),
+        O::StrLt(_, c) => Test::S(STest::Lt(sb(c))),
+        O::StrLtEq(_, c) => Test::S(STest::Le(sb(c))),
+        O::StrRange(_, r) => {
+            let (a, ai, b, bi) = s_in(r);
+            Test::S(STest::In(a, ai, b, bi))
+        }
+        O::StrNRange(_, r) => {
+            let (a, ai, b, bi) = s_in(r);
+            Test::S(STest::Out(a, ai, b, bi))
+        }
+        O::StrMask(_, m) => Test::S(STest::Mask(Glob::new(m.source(), m.wildcard()))),
+        O::NumEq(_, c) => Test::N(NTest::Eq(c.get())),
+        O::NumNEq(_, c) => Test::N(NTest::Ne(c.get())),
+        O::NumGt(_, c) => Test::N(NTest::Gt(c.get())),
+        O::NumGtEq(_, c) => Test::N(NTest::Ge(c.get())),
+        O::NumLt(_, c) => Test::N(NTest::Lt(c.get())),
+        O::NumLtEq(_, c) => Test::N(NTest::Le(c.get())),
+        O::NumRange(_, r) => {
+            let (a, ai, b, bi) = n_in(r);
+            Test::N(NTest::In(a, ai, b, bi))
+        }
+        O::NumNRange(_, r) => {
+            let (a, ai, b, bi) = n_in(r);
+            Test::N(NTest::Out(a, ai, b, bi))
+        }
+    }
+}
+
+impl Pred {
+    fn matches(&self, t: &NaiveThing) -> bool {
+        // A thing has each tag name at most once.
+        let Some((_, v)) = t.tags.iter().find(|(n, _)| *n == self.name) else {
+            return false;
+        };
+        match (&self.test, v) {
+            (Test::S(s), Val::S(v)) => s.check(v.as_bytes()),
+            (Test::N(n), Val::N(v)) => n.check(*v),
+            _ => false,
+        }
+    }
+}
+
+impl Naive {
+    /// Copies every thing's tags.
+    pub fn build(pop: &[GenThing]) -> Self {
+        let mut out = Naive {
+            names: HashMap::new(),
+            things: Vec::with_capacity(pop.len()),
+        };
+        for g in pop {
+            let tags = g
+                .tags
+                .iter()
+                .map(|t| {
+                    let next = out.names.len() as u16;
+                    let n = *out.names.entry(t.name.as_str().to_owned()).or_insert(next);
+                    let v = match &t.value {
+                        TagValue::Str(s) => Val::S(s.clone()),
+                        TagValue::Num(x) => Val::N(x.get()),
+                    };
+                    (n, v)
+                })
+                .collect();
+            out.things.push(NaiveThing { tags });
+        }
+        out
+    }
+
+    /// Compiles a conjunction; `None` when it can match nothing (an unknown tag
+    /// name, or `KEY`, which is never searchable).
+    pub fn compile(&self, ops: &[Operator]) -> Option<Vec<Pred>> {
+        ops.iter()
+            .map(|op| {
+                let name = op.name().as_str();
+                if name == "KEY" {
+                    return None;
+                }
+                Some(Pred {
+                    name: *self.names.get(name)?,
+                    test: test_of(op),
+                })
+            })
+            .collect()
+    }
+
+    fn matching<'a>(&'a self, preds: &'a [Pred]) -> impl Iterator<Item = u32> + 'a {
+        self.things
+            .iter()
+            .enumerate()
+            .filter(move |(_, t)| preds.iter().all(|p| p.matches(t)))
+            .map(|(i, _)| i as u32)
+    }
+
+    /// The first page and whether a further match exists: scans in thing order
+    /// and stops at match `PAGE + 1`.
+    pub fn first_page(&self, ops: &[Operator]) -> Answer {
+        let Some(preds) = self.compile(ops) else {
+            return Answer {
+                ids: Vec::new(),
+                more: false,
+            };
+        };
+        let mut ids: Vec<u32> = self.matching(&preds).take(PAGE + 1).collect();
+        let more = ids.len() > PAGE;
+        ids.truncate(PAGE);
+        Answer { ids, more }
+    }
+
+    /// How many things match in total (a full scan).
+    pub fn count(&self, ops: &[Operator]) -> u64 {
+        match self.compile(ops) {
+            Some(preds) => self.matching(&preds).count() as u64,
+            None => 0,
+        }
+    }
+}
+
+/// Sanity checks of the wildcard matcher, run by the report before it trusts it.
+pub fn self_check() {
+    let cases: [(&str, Option<&str>, &str, bool); 12] = [
+        ("39487*", Some("*"), "394872", true),
+        ("39487*", Some("*"), "39487", true),
+        ("39487*", Some("*"), "3948", false),
+        ("39487*", Some("*"), "x39487", false),
+        ("*1234*", Some("*"), "1234", true),
+        ("*1234*", Some("*"), "x1234y", true),
+        ("*1234*", Some("*"), "123", false),
+        ("a*b*a", Some("*"), "aba", true),
+        ("a*b*a", Some("*"), "aa", false),
+        ("a*b", None, "a*b", true),
+        ("a*b", None, "axb", false),
+        ("x??y", Some("??"), "x-y", true),
+    ];
+    for (mask, w, v, want) in cases {
+        assert_eq!(
+            Glob::new(mask, w).matches(v.as_bytes()),
+            want,
+            "naive glob {mask:?} on {v:?}"
+        );
+    }
+}
