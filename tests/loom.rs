@@ -48,7 +48,10 @@ fn search_sees_whole_claims() {
         register(&reg);
         let r2 = reg.clone();
         let t = thread::spawn(move || claim(&r2, "owner@x/p").unwrap());
-        let q = Search::new(vec![Operator::StrEq(TagName::new("MAN").unwrap(), "m".into())]);
+        let q = Search::new(vec![Operator::StrEq(
+            TagName::new("MAN").unwrap(),
+            "m".into(),
+        )]);
         let found = reg.search(&q).unwrap();
         assert!(found.things.len() <= 1);
         if let Some(t) = found.things.first() {
