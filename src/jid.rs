@@ -40,7 +40,7 @@ fn err(input: &str, reason: &'static str) -> JidError {
 
 /// A bare JID (`local@domain` or `domain`), normalised.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct BareJid(Box<str>);
+pub struct BareJid(std::sync::Arc<str>);
 
 impl BareJid {
     /// Parses a bare JID; a resource, if present, is an error.
@@ -144,7 +144,7 @@ impl Jid {
         }
         text.extend(domain.chars().flat_map(char::to_lowercase));
         Ok(Jid {
-            bare: BareJid(text.into_boxed_str()),
+            bare: BareJid(text.into()),
             resource: resource.map(Into::into),
         })
     }

@@ -10,15 +10,18 @@
 //! The claim fingerprint is a keyed hash of the thing's tag set in canonical order
 //! (sorted by name, numbers by value bits), so "exactly the same tags, order
 //! ignored" is a hash probe plus an exact comparison of the few candidates; a claim
-//! never scans all things. The hash key is random per process, so hostile things
-//! cannot pile up collisions.
+//! never scans all things. Hashes are foldhash with a random per-process seed
+//! (hashbrown's default), so hostile things cannot aim for collisions; a
+//! collision would only cost an extra exact comparison anyway.
 //!
 //! Blob layout (little-endian varints): `jid`, `resource` (len 0 = none),
 //! `nodeId`/`sourceId`/`cacheType` (len+1, 0 = none), then tags as
 //! `name_id, kind (0 str | 1 num), str: len bytes | num: 8-byte f64`.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher, RandomState};
+use std::hash::{BuildHasher, Hasher};
+
+use hashbrown::DefaultHashBuilder as RandomState;
 
 use hashbrown::HashTable;
 
@@ -463,6 +466,19 @@ impl Records {
             .get(id.0 as usize)
             .and_then(Option::as_ref)
             .is_some_and(|s| s.public)
+    }
+
+    /// Makes room for `n` more records.
+    pub fn reserve(&mut self, n: usize) {
+        self.slots.reserve(n);
+        let (slots, ks) = (&self.slots, &self.key_state);
+        self.by_key.reserve(n, |&i| {
+            let v = RecordView::new(&slots[i as usize].as_ref().expect("linked slot").blob);
+            let (jid, _, node) = v.head();
+            hash_key(ks, jid, node)
+        });
+        self.by_print
+            .reserve(n, |&i| slots[i as usize].as_ref().expect("linked slot").print);
     }
 
     /// The id the next insert will use.

@@ -25,9 +25,22 @@ use crate::tag::Number;
 use names::{NameId, Names};
 use postings::ValueMap;
 
+/// A numeric tag held by at least this many things, and by at least one in
+/// [`COLUMN_DENSITY`] of all thing ids, also gets a column.
+pub const COLUMN_MIN_THINGS: u64 = 1024;
+/// See [`COLUMN_MIN_THINGS`].
+pub const COLUMN_DENSITY: u64 = 16;
+
 /// The indexes of one tag name.
+///
+/// A numeric tag that most things carry (coordinates, versions) also has a dense
+/// column: its value per thing id (`NaN` where the thing has no numeric value), so
+/// the planner checks a candidate with one array read instead of decoding the
+/// record. 8 bytes per thing id; only dense tags get one.
 #[derive(Debug, Default)]
 pub struct TagIndex {
+    /// Dense numeric column, empty when the tag has none.
+    pub num_column: Vec<f64>,
     /// String values.
     pub strs: ValueMap<Box<str>>,
     /// Things holding this tag as a string.
@@ -36,6 +49,121 @@ pub struct TagIndex {
     pub nums: ValueMap<Number>,
     /// Things holding this tag as a number.
     pub num_present: RoaringBitmap,
+}
+
+impl TagIndex {
+    /// The value of thing `id` in the column, if the tag has a column. `None` means
+    /// "no column"; `Some(None)` means "column, but no numeric value".
+    pub fn column_value(&self, id: u32) -> Option<Option<Number>> {
+        if self.num_column.is_empty() {
+            return None;
+        }
+        Some(
+            self.num_column
+                .get(id as usize)
+                .and_then(|&v| Number::new(v, "").ok()),
+        )
+    }
+
+    fn set_column(&mut self, id: u32, v: f64) {
+        if self.num_column.is_empty() {
+            let n = self.num_present.len();
+            let bound = self.num_present.max().map_or(0, |m| u64::from(m) + 1);
+            if n < COLUMN_MIN_THINGS || n * COLUMN_DENSITY < bound {
+                return;
+            }
+            self.build_column();
+            return;
+        }
+        let i = id as usize;
+        if self.num_column.len() <= i {
+            self.num_column.resize((i + 1).next_power_of_two(), f64::NAN);
+        }
+        self.num_column[i] = v;
+    }
+
+    fn build_column(&mut self) {
+        let bound = self.num_present.max().map_or(0, |m| m as usize + 1);
+        let mut col = vec![f64::NAN; bound];
+        for (k, p) in self
+            .nums
+            .range::<Number>(std::ops::Bound::Unbounded, std::ops::Bound::Unbounded)
+        {
+            match p {
+                postings::Postings::One(id) => col[id as usize] = k.get(),
+                postings::Postings::Many(b) => {
+                    for id in b {
+                        col[id as usize] = k.get();
+                    }
+                }
+            }
+        }
+        self.num_column = col;
+    }
+
+    fn maybe_build_column(&mut self) {
+        let n = self.num_present.len();
+        let bound = self.num_present.max().map_or(0, |m| u64::from(m) + 1);
+        if n >= COLUMN_MIN_THINGS && n * COLUMN_DENSITY >= bound {
+            self.build_column();
+        }
+    }
+}
+
+/// Sorts `(value, id)` pairs (given in id order) by value then id, comparing
+/// each distinct string only once: values are numbered through a hash map, the
+/// distinct values sorted, and the pairs placed by a counting sort on the ranks,
+/// which keeps ids ascending within a value. Tags with few distinct values
+/// (manufacturer, country) then cost no string comparison per thing at all.
+fn group_sorted<'a>(pairs: &[(&'a str, u32)]) -> Vec<(&'a str, u32)> {
+    let mut codes: hashbrown::HashMap<&str, u32> =
+        hashbrown::HashMap::with_capacity(pairs.len().min(1 << 20));
+    let mut distinct: Vec<&str> = Vec::new();
+    let coded: Vec<u32> = pairs
+        .iter()
+        .map(|(s, _)| {
+            *codes.entry(s).or_insert_with(|| {
+                distinct.push(s);
+                (distinct.len() - 1) as u32
+            })
+        })
+        .collect();
+    // Sort by the first 8 bytes (big-endian, zero-padded: same order as the
+    // bytes) and compare whole strings only on ties: most comparisons then touch
+    // no string at all.
+    let prefix = |s: &str| {
+        let mut b = [0u8; 8];
+        let n = s.len().min(8);
+        b[..n].copy_from_slice(&s.as_bytes()[..n]);
+        u64::from_be_bytes(b)
+    };
+    let mut order: Vec<(u64, u32)> = distinct
+        .iter()
+        .enumerate()
+        .map(|(code, s)| (prefix(s), code as u32))
+        .collect();
+    order.sort_unstable_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then_with(|| distinct[a.1 as usize].cmp(distinct[b.1 as usize]))
+    });
+    let mut rank = vec![0u32; distinct.len()];
+    for (r, &(_, code)) in order.iter().enumerate() {
+        rank[code as usize] = r as u32;
+    }
+    let mut start = vec![0usize; distinct.len() + 1];
+    for &c in &coded {
+        start[rank[c as usize] as usize + 1] += 1;
+    }
+    for i in 1..start.len() {
+        start[i] += start[i - 1];
+    }
+    let mut out = vec![("", 0u32); pairs.len()];
+    for (&(s, id), &c) in pairs.iter().zip(&coded) {
+        let slot = &mut start[rank[c as usize] as usize];
+        out[*slot] = (s, id);
+        *slot += 1;
+    }
+    out
 }
 
 /// All indexes.
@@ -93,6 +221,7 @@ impl Index {
                 ValueRef::Num(n) => {
                     t.nums.insert(&n, id);
                     t.num_present.insert(id);
+                    t.set_column(id, n.get());
                 }
             }
         }
@@ -114,6 +243,7 @@ impl Index {
                 ValueRef::Num(n) => {
                     t.nums.remove(&n, id);
                     t.num_present.remove(id);
+                    t.set_column(id, f64::NAN);
                 }
             }
         }
@@ -131,12 +261,24 @@ impl Index {
     /// Builds every index in one pass from all records (start-up, import): sorts
     /// `(value, id)` pairs per tag and bulk-loads the dictionaries, which is much
     /// faster than inserting things one by one.
-    pub fn bulk_build<'a>(
-        &mut self,
-        things: impl Iterator<Item = (u32, bool, crate::records::RecordView<'a>)>,
-    ) {
-        let mut strs: Vec<Vec<(Box<str>, u32)>> = Vec::new();
-        let mut nums: Vec<Vec<(Number, u32)>> = Vec::new();
+    ///
+    /// Only for an index that holds no thing yet (start-up, first bulk load).
+    pub fn bulk_build(&mut self, records: &crate::records::Records) {
+        let expected = records.len();
+        let things = records.ids().filter_map(|id| {
+            let searchable = records.owner(id).is_some() && records.is_public(id);
+            Some((id.0, searchable, records.view(id)?))
+        });
+        // Values are borrowed from the records; a key is copied once per distinct
+        // value, when the dictionary is built.
+        #[derive(Default)]
+        struct Pairs<'a> {
+            strs: Vec<(&'a str, u32)>,
+            nums: Vec<(Number, u32)>,
+            str_ids: Vec<u32>,
+            num_ids: Vec<u32>,
+        }
+        let mut per_tag: Vec<Pairs<'_>> = Vec::new();
         let mut searchable = Vec::new();
         for (id, is_searchable, view) in things {
             if is_searchable {
@@ -148,30 +290,44 @@ impl Index {
                     continue;
                 }
                 let i = name.0 as usize;
-                if strs.len() <= i {
-                    strs.resize_with(i + 1, Vec::new);
-                    nums.resize_with(i + 1, Vec::new);
+                if per_tag.len() <= i {
+                    per_tag.resize_with(i + 1, Pairs::default);
+                }
+                let p = &mut per_tag[i];
+                if p.str_ids.capacity() == 0 && p.num_ids.capacity() == 0 {
+                    // First value of this tag: most tags are on most things.
+                    p.strs.reserve(expected);
+                    p.nums.reserve(expected);
+                    p.str_ids.reserve(expected);
+                    p.num_ids.reserve(expected);
                 }
                 match value {
-                    ValueRef::Str(s) => strs[i].push((s.into(), id)),
-                    ValueRef::Num(n) => nums[i].push((n, id)),
+                    ValueRef::Str(s) => {
+                        p.strs.push((s, id));
+                        p.str_ids.push(id);
+                    }
+                    ValueRef::Num(n) => {
+                        p.nums.push((n, id));
+                        p.num_ids.push(id);
+                    }
                 }
             }
         }
+        // Records come in id order, so the id lists are already sorted.
         searchable.sort_unstable();
         self.searchable = RoaringBitmap::from_sorted_iter(searchable).unwrap_or_default();
-        for (i, (mut s, mut n)) in strs.into_iter().zip(nums).enumerate() {
-            s.sort_unstable();
-            n.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
-            let mut sp: Vec<u32> = s.iter().map(|p| p.1).collect();
-            let mut np: Vec<u32> = n.iter().map(|p| p.1).collect();
-            sp.sort_unstable();
-            np.sort_unstable();
+        for (i, mut p) in per_tag.into_iter().enumerate() {
+            p.str_ids.sort_unstable();
+            p.num_ids.sort_unstable();
+            let strs = group_sorted(&p.strs);
+            p.nums.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
             let t = self.tag_mut(NameId(i as u32));
-            t.str_present = RoaringBitmap::from_sorted_iter(sp).unwrap_or_default();
-            t.num_present = RoaringBitmap::from_sorted_iter(np).unwrap_or_default();
-            t.strs = ValueMap::from_sorted(s);
-            t.nums = ValueMap::from_sorted(n);
+            t.str_present = RoaringBitmap::from_sorted_iter(p.str_ids).unwrap_or_default();
+            t.num_present = RoaringBitmap::from_sorted_iter(p.num_ids).unwrap_or_default();
+            t.strs = ValueMap::from_sorted(strs, |s| Box::from(*s));
+            t.nums = ValueMap::from_sorted(p.nums, |n| *n);
+            t.num_column = Vec::new();
+            t.maybe_build_column();
         }
     }
 
@@ -184,7 +340,8 @@ impl Index {
                 .range::<str>(std::ops::Bound::Unbounded, std::ops::Bound::Unbounded)
                 .map(|(k, _)| crate::records::malloc_size(k.len()))
                 .sum();
-            total += t.strs.heap_bytes()
+            total += t.num_column.capacity() * 8
+                + t.strs.heap_bytes()
                 + key_heap
                 + t.nums.heap_bytes()
                 + t.str_present.serialized_size()
@@ -201,10 +358,7 @@ impl Index {
             let got = fresh.intern(n);
             debug_assert_eq!(got, id);
         }
-        fresh.bulk_build(records.ids().map(|id| {
-            let searchable = records.owner(id).is_some() && records.is_public(id);
-            (id.0, searchable, records.view(id).expect("live id"))
-        }));
+        fresh.bulk_build(records);
         if fresh.searchable != self.searchable {
             return Err("searchable bitmap differs from records".into());
         }
@@ -240,6 +394,17 @@ impl Index {
                 .collect();
             if a != b {
                 return Err(format!("numeric postings of tag {name} differ"));
+            }
+            if !mine.num_column.is_empty() {
+                let set = mine.num_column.iter().filter(|v| !v.is_nan()).count() as u64;
+                if set != mine.num_present.len() {
+                    return Err(format!("column of tag {name} holds {set} values"));
+                }
+                for (k, p) in &a {
+                    if p.iter().any(|id| mine.column_value(id) != Some(Some(*k))) {
+                        return Err(format!("column of tag {name} differs at value {k}"));
+                    }
+                }
             }
         }
         Ok(())

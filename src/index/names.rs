@@ -5,7 +5,7 @@
 //! the tag-spam caps of later issues); ids are never reused while the registry
 //! runs, so an id read from a record always names the same tag.
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 
 use crate::tag::TagName;
 

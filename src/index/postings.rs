@@ -16,6 +16,8 @@ use std::ops::Bound;
 use roaring::RoaringBitmap;
 
 const MANY: u32 = 1 << 31;
+/// From this many keys on, inserts use the entry API (see `ValueMap::insert`).
+const BIG_MAP: usize = 1 << 16;
 
 /// The things holding one value.
 #[derive(Debug, Clone, Copy)]
@@ -110,26 +112,41 @@ impl<K: Ord> ValueMap<K> {
         Q: Ord + ?Sized + ToOwnedKey<K>,
     {
         debug_assert!(id < MANY);
-        match self.map.get_mut(key) {
+        // Big dictionaries (serial numbers, coordinates) mostly get new keys: one
+        // B-tree descent with an owned key beats probing first and inserting after.
+        if self.map.len() >= BIG_MAP {
+            let slot = match self.map.entry(key.to_owned_key()) {
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(id);
+                    return;
+                }
+                std::collections::btree_map::Entry::Occupied(o) => *o.get(),
+            };
+            self.add_to_existing(key, slot, id);
+            return;
+        }
+        match self.map.get(key) {
             None => {
                 self.map.insert(key.to_owned_key(), id);
             }
-            Some(p) => {
-                let p0 = *p;
-                if p0 & MANY == 0 {
-                    if p0 == id {
-                        return;
-                    }
-                    let mut b = RoaringBitmap::new();
-                    b.insert(p0);
-                    b.insert(id);
-                    let slot = self.alloc(b);
-                    if let Some(p) = self.map.get_mut(key) {
-                        *p = slot;
-                    }
-                } else {
-                    self.slab[(p0 & !MANY) as usize].insert(id);
-                }
+            Some(&p0) => self.add_to_existing(key, p0, id),
+        }
+    }
+
+    fn add_to_existing<Q>(&mut self, key: &Q, p0: u32, id: u32)
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        if p0 & MANY != 0 {
+            self.slab[(p0 & !MANY) as usize].insert(id);
+        } else if p0 != id {
+            let mut b = RoaringBitmap::new();
+            b.insert(p0);
+            b.insert(id);
+            let slot = self.alloc(b);
+            if let Some(p) = self.map.get_mut(key) {
+                *p = slot;
             }
         }
     }
@@ -217,35 +234,37 @@ impl<K: Ord> ValueMap<K> {
                 .sum::<usize>()
     }
 
-    /// Builds a map in one pass from `(key, id)` pairs sorted by key then id.
-    pub fn from_sorted(pairs: impl IntoIterator<Item = (K, u32)>) -> Self {
+    /// Builds a map in one pass from `(key, id)` pairs sorted by key then id;
+    /// `own` turns a borrowed key into a stored one, once per distinct key.
+    pub fn from_sorted<Q: PartialEq>(
+        pairs: impl IntoIterator<Item = (Q, u32)>,
+        own: impl Fn(&Q) -> K,
+    ) -> Self {
         let mut out = ValueMap::default();
         let mut entries: Vec<(K, u32)> = Vec::new();
-        let mut cur: Option<(K, Vec<u32>)> = None;
-        let flush = |out: &mut ValueMap<K>, entries: &mut Vec<(K, u32)>, k: K, ids: Vec<u32>| {
-            if ids.len() == 1 {
-                entries.push((k, ids[0]));
-            } else {
-                let b = RoaringBitmap::from_sorted_iter(ids.iter().copied())
-                    .unwrap_or_else(|_| ids.iter().copied().collect());
-                let slot = out.alloc(b);
-                entries.push((k, slot));
+        let mut run: Vec<u32> = Vec::new();
+        let mut cur: Option<Q> = None;
+        let mut pairs = pairs.into_iter().peekable();
+        while let Some((q, id)) = pairs.next() {
+            if cur.as_ref() != Some(&q) {
+                cur = Some(q);
+                run.clear();
             }
-        };
-        for (k, id) in pairs {
-            match &mut cur {
-                Some((ck, ids)) if *ck == k => ids.push(id),
-                _ => {
-                    if let Some((ck, ids)) = cur.take() {
-                        flush(&mut out, &mut entries, ck, ids);
-                    }
-                    cur = Some((k, vec![id]));
-                }
+            run.push(id);
+            let ends = pairs.peek().is_none_or(|(next, _)| Some(next) != cur.as_ref());
+            if ends {
+                let Some(key) = cur.as_ref() else { continue };
+                let posting = if run.len() == 1 {
+                    run[0]
+                } else {
+                    let b = RoaringBitmap::from_sorted_iter(run.iter().copied())
+                        .unwrap_or_else(|_| run.iter().copied().collect());
+                    out.alloc(b)
+                };
+                entries.push((own(key), posting));
             }
         }
-        if let Some((ck, ids)) = cur.take() {
-            flush(&mut out, &mut entries, ck, ids);
-        }
+        // Sorted and distinct: the B-tree is built bottom-up without comparisons.
         out.map = entries.into_iter().collect();
         out
     }
@@ -308,8 +327,8 @@ mod tests {
 
     #[test]
     fn from_sorted_matches_inserts() {
-        let pairs: Vec<(Box<str>, u32)> = vec![("a".into(), 1), ("a".into(), 5), ("b".into(), 2)];
-        let m = ValueMap::from_sorted(pairs);
+        let pairs = vec![("a", 1), ("a", 5), ("b", 2)];
+        let m: ValueMap<Box<str>> = ValueMap::from_sorted(pairs, |s| Box::from(*s));
         assert_eq!(m.get("a").unwrap().len(), 2);
         assert!(matches!(m.get("b"), Some(Postings::One(2))));
     }

@@ -105,6 +105,13 @@ impl Bound_<'_> {
         }
     }
 
+    fn check_column(&self, id: u32) -> bool {
+        match self.tag.column_value(id) {
+            Some(Some(n)) => self.op.matches_num(n),
+            _ => false,
+        }
+    }
+
     fn check(&self, value: Option<ValueRef<'_>>) -> bool {
         match value {
             Some(ValueRef::Str(s)) => self.op.matches_str(s),
@@ -525,6 +532,10 @@ impl Scan<'_> {
         checks: &[&Bound_<'_>],
         max_examined: Option<usize>,
     ) -> Walk {
+        // Column checks are one array read; the rest decode the record.
+        let (cols, recs): (Vec<&Bound_<'_>>, Vec<&Bound_<'_>>) = checks
+            .iter()
+            .partition(|c| c.op.kind() == ValueKind::Num && !c.tag.num_column.is_empty());
         let mut ids = driver.iter();
         ids.advance_to(from);
         let mut batch = Vec::with_capacity(BATCH);
@@ -542,7 +553,7 @@ impl Scan<'_> {
                 return Walk::Done;
             }
             examined += batch.len();
-            if !checks.is_empty() {
+            if !recs.is_empty() {
                 // Touch every record of the batch first: the loads are independent,
                 // so the CPU overlaps their cache misses instead of taking them one
                 // by one.
@@ -552,11 +563,14 @@ impl Scan<'_> {
                 if self.check_searchable && !self.searchable.contains(id) {
                     continue;
                 }
-                if !checks.is_empty() {
+                if !cols.iter().all(|c| c.check_column(id)) {
+                    continue;
+                }
+                if !recs.is_empty() {
                     let Some(view) = self.records.view(crate::thing::ThingId(id)) else {
                         continue;
                     };
-                    if !checks.iter().all(|c| c.check(view.get(c.name))) {
+                    if !recs.iter().all(|c| c.check(view.get(c.name))) {
                         continue;
                     }
                 }

@@ -41,6 +41,8 @@ pub use types::*;
 struct State {
     records: Records,
     index: Index,
+    /// False during a bulk load: records change, indexes are rebuilt at the end.
+    indexing: bool,
     presence: PresenceTable,
     pending: Pending,
     store: Option<Box<dyn Store>>,
@@ -81,15 +83,26 @@ impl std::fmt::Debug for Registry {
 /// Checks a request's tags: no name twice, at most the configured number, and
 /// (when `allow_list` is set) only names the registry stores.
 fn check_tags(config: &Config, tags: &[Tag], allow_list: bool) -> Result<(), RegistryError> {
-    let mut seen: HashSet<&TagName> = HashSet::with_capacity(tags.len());
-    for t in tags {
-        if !seen.insert(&t.name) {
-            return Err(RegistryError::BadRequest(format!(
-                "tag '{}' is given more than once",
-                t.name
-            )));
+    let twice = |name: &TagName| {
+        RegistryError::BadRequest(format!("tag '{name}' is given more than once"))
+    };
+    if tags.len() <= 16 {
+        for (i, t) in tags.iter().enumerate() {
+            if tags[..i].iter().any(|u| u.name == t.name) {
+                return Err(twice(&t.name));
+            }
         }
-        if allow_list && !t.value.is_empty_str() && !config.tag_allowed(&t.name) {
+    } else {
+        let mut seen: HashSet<&TagName> = HashSet::with_capacity(tags.len());
+        if let Some(t) = tags.iter().find(|t| !seen.insert(&t.name)) {
+            return Err(twice(&t.name));
+        }
+    }
+    if allow_list {
+        if let Some(t) = tags
+            .iter()
+            .find(|t| !t.value.is_empty_str() && !config.tag_allowed(&t.name))
+        {
             return Err(RegistryError::BadRequest(format!(
                 "tag '{}' is not accepted by this registry",
                 t.name
@@ -193,7 +206,7 @@ impl State {
         };
         let id = match id {
             Some(id) => {
-                if let Some(view) = self.records.view(id) {
+                if let (true, Some(view)) = (self.indexing, self.records.view(id)) {
                     self.index.remove(id.0, view.tags());
                 }
                 self.records.replace(id, rec);
@@ -201,10 +214,12 @@ impl State {
             }
             None => self.records.insert(rec),
         };
-        if let Some(view) = self.records.view(id) {
-            self.index.add(id.0, view.tags());
+        if self.indexing {
+            if let Some(view) = self.records.view(id) {
+                self.index.add(id.0, view.tags());
+            }
+            self.index.set_searchable(id.0, owner.is_some() && public);
         }
-        self.index.set_searchable(id.0, owner.is_some() && public);
         Ok(id)
     }
 
@@ -258,6 +273,7 @@ impl Registry {
             state: RwLock::new(State {
                 records: Records::default(),
                 index: Index::default(),
+                indexing: true,
                 presence: PresenceTable::default(),
                 pending: Pending::default(),
                 store: None,
@@ -290,10 +306,7 @@ impl Registry {
                 });
             }
             let State { records, index, .. } = &mut *st;
-            index.bulk_build(records.ids().map(|id| {
-                let searchable = records.owner(id).is_some() && records.is_public(id);
-                (id.0, searchable, records.view(id).expect("live id"))
-            }));
+            index.bulk_build(records);
             st.store = Some(store);
         }
         Ok(reg)
@@ -307,6 +320,42 @@ impl Registry {
     /// `register` (3.6-3.8) from `from`. Empty string values are dropped (a tag
     /// with an empty value is the same as no tag, as in `update`).
     pub fn register(&self, from: &Jid, req: Register) -> Result<RegisterOutcome, RegistryError> {
+        let mut st = self.state.write();
+        self.register_locked(&mut st, from, req)
+    }
+
+    /// Many `register`s under one lock, each with exactly the outcome a separate
+    /// call would have. When the registry is empty at the start (initial load,
+    /// import) the indexes are built once at the end by sorting, which is several
+    /// times faster than indexing thing by thing; searches wait for the batch.
+    pub fn register_batch(
+        &self,
+        requests: Vec<(Jid, Register)>,
+    ) -> Vec<Result<RegisterOutcome, RegistryError>> {
+        let mut st = self.state.write();
+        let bulk = st.records.is_empty() && st.index.searchable.is_empty();
+        st.indexing = !bulk;
+        st.records.reserve(requests.len());
+        let out = requests
+            .into_iter()
+            .map(|(from, req)| self.register_locked(&mut st, &from, req))
+            .collect();
+        if bulk {
+            let State {
+                records, index, ..
+            } = &mut *st;
+            index.bulk_build(records);
+            st.indexing = true;
+        }
+        out
+    }
+
+    fn register_locked(
+        &self,
+        st: &mut State,
+        from: &Jid,
+        req: Register,
+    ) -> Result<RegisterOutcome, RegistryError> {
         check_tags(&self.config, &req.tags, true)?;
         let tags: Vec<Tag> = req
             .tags
@@ -318,7 +367,6 @@ impl Registry {
             jid: from.bare().clone(),
             node: req.node,
         };
-        let mut st = self.state.write();
         let existing = st.records.find(&key);
         if let Some(id) = existing {
             if let Some(owner) = st.records.owner(id) {
@@ -521,14 +569,15 @@ impl Registry {
             else {
                 continue;
             };
-            let tags = view
-                .tags()
-                .filter(|(n, _)| !st.index.is_key(*n))
-                .map(|(n, v)| Tag {
-                    name: st.index.names.name(n).clone(),
-                    value: owned(v),
-                })
-                .collect();
+            let mut tags = Vec::with_capacity(view.tag_count());
+            tags.extend(
+                view.tags()
+                    .filter(|(n, _)| !st.index.is_key(*n))
+                    .map(|(n, v)| Tag {
+                        name: st.index.names.name(n).clone(),
+                        value: owned(v),
+                    }),
+            );
             things.push(FoundThing {
                 owner: owner.clone(),
                 key,
