@@ -477,8 +477,9 @@ impl Records {
             let (jid, _, node) = v.head();
             hash_key(ks, jid, node)
         });
-        self.by_print
-            .reserve(n, |&i| slots[i as usize].as_ref().expect("linked slot").print);
+        self.by_print.reserve(n, |&i| {
+            slots[i as usize].as_ref().expect("linked slot").print
+        });
     }
 
     /// The id the next insert will use.

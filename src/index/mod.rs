@@ -77,7 +77,8 @@ impl TagIndex {
         }
         let i = id as usize;
         if self.num_column.len() <= i {
-            self.num_column.resize((i + 1).next_power_of_two(), f64::NAN);
+            self.num_column
+                .resize((i + 1).next_power_of_two(), f64::NAN);
         }
         self.num_column[i] = v;
     }
@@ -320,7 +321,8 @@ impl Index {
             p.str_ids.sort_unstable();
             p.num_ids.sort_unstable();
             let strs = group_sorted(&p.strs);
-            p.nums.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+            p.nums
+                .sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
             let t = self.tag_mut(NameId(i as u32));
             t.str_present = RoaringBitmap::from_sorted_iter(p.str_ids).unwrap_or_default();
             t.num_present = RoaringBitmap::from_sorted_iter(p.num_ids).unwrap_or_default();

@@ -251,7 +251,9 @@ impl<K: Ord> ValueMap<K> {
                 run.clear();
             }
             run.push(id);
-            let ends = pairs.peek().is_none_or(|(next, _)| Some(next) != cur.as_ref());
+            let ends = pairs
+                .peek()
+                .is_none_or(|(next, _)| Some(next) != cur.as_ref());
             if ends {
                 let Some(key) = cur.as_ref() else { continue };
                 let posting = if run.len() == 1 {

@@ -121,6 +121,62 @@ impl Bound_<'_> {
     }
 }
 
+/// How one remaining operator is checked against a candidate, cheapest first.
+enum Probe<'b, 'a> {
+    /// One read of a dense numeric column.
+    Column(&'b Bound_<'a>),
+    /// `NEq`: has the tag, and is not in the value's posting list: two bit tests.
+    NotIn(&'a RoaringBitmap, Option<Postings<'a>>),
+    /// Decode the candidate's record.
+    Record(&'b Bound_<'a>),
+}
+
+impl<'b, 'a> Probe<'b, 'a> {
+    fn new(b: &'b Bound_<'a>) -> Self {
+        if b.op.kind() == ValueKind::Num && !b.tag.num_column.is_empty() {
+            return Probe::Column(b);
+        }
+        match b.op.selection() {
+            Selection::StrOut(Interval {
+                lo: Bound::Included(x),
+                hi: Bound::Included(y),
+            }) if x == y => Probe::NotIn(&b.tag.str_present, b.tag.strs.get(x)),
+            Selection::NumOut(Interval {
+                lo: Bound::Included(x),
+                hi: Bound::Included(y),
+            }) if x == y => Probe::NotIn(&b.tag.num_present, b.tag.nums.get(x)),
+            _ => Probe::Record(b),
+        }
+    }
+
+    fn rank(&self) -> u8 {
+        match self {
+            Probe::Column(_) => 0,
+            Probe::NotIn(..) => 1,
+            Probe::Record(_) => 2,
+        }
+    }
+
+    fn check(
+        &self,
+        id: u32,
+        view: &mut impl FnMut() -> Option<crate::records::RecordView<'a>>,
+    ) -> bool {
+        match self {
+            Probe::Column(b) => b.check_column(id),
+            Probe::NotIn(present, except) => {
+                present.contains(id)
+                    && match except {
+                        None => true,
+                        Some(Postings::One(x)) => *x != id,
+                        Some(Postings::Many(set)) => !set.contains(id),
+                    }
+            }
+            Probe::Record(b) => view().is_some_and(|v| b.check(v.get(b.name))),
+        }
+    }
+}
+
 /// What materialising an operator gave.
 enum Mat<'a> {
     /// No thing matches: the search is empty.
@@ -532,10 +588,10 @@ impl Scan<'_> {
         checks: &[&Bound_<'_>],
         max_examined: Option<usize>,
     ) -> Walk {
-        // Column checks are one array read; the rest decode the record.
-        let (cols, recs): (Vec<&Bound_<'_>>, Vec<&Bound_<'_>>) = checks
-            .iter()
-            .partition(|c| c.op.kind() == ValueKind::Num && !c.tag.num_column.is_empty());
+        let mut probes: Vec<Probe<'_, '_>> = checks.iter().map(|c| Probe::new(c)).collect();
+        probes.sort_by_key(Probe::rank);
+        let needs_records = probes.iter().any(|p| matches!(p, Probe::Record(_)));
+        let records = self.records;
         let mut ids = driver.iter();
         ids.advance_to(from);
         let mut batch = Vec::with_capacity(BATCH);
@@ -553,26 +609,19 @@ impl Scan<'_> {
                 return Walk::Done;
             }
             examined += batch.len();
-            if !recs.is_empty() {
+            if needs_records {
                 // Touch every record of the batch first: the loads are independent,
                 // so the CPU overlaps their cache misses instead of taking them one
                 // by one.
-                std::hint::black_box(self.records.touch(&batch));
+                std::hint::black_box(records.touch(&batch));
             }
             for &id in &batch {
                 if self.check_searchable && !self.searchable.contains(id) {
                     continue;
                 }
-                if !cols.iter().all(|c| c.check_column(id)) {
+                let mut view = || records.view(crate::thing::ThingId(id));
+                if !probes.iter().all(|p| p.check(id, &mut view)) {
                     continue;
-                }
-                if !recs.is_empty() {
-                    let Some(view) = self.records.view(crate::thing::ThingId(id)) else {
-                        continue;
-                    };
-                    if !recs.iter().all(|c| c.check(view.get(c.name))) {
-                        continue;
-                    }
                 }
                 if self.seen >= self.want {
                     self.page.more = true;

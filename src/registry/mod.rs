@@ -83,9 +83,8 @@ impl std::fmt::Debug for Registry {
 /// Checks a request's tags: no name twice, at most the configured number, and
 /// (when `allow_list` is set) only names the registry stores.
 fn check_tags(config: &Config, tags: &[Tag], allow_list: bool) -> Result<(), RegistryError> {
-    let twice = |name: &TagName| {
-        RegistryError::BadRequest(format!("tag '{name}' is given more than once"))
-    };
+    let twice =
+        |name: &TagName| RegistryError::BadRequest(format!("tag '{name}' is given more than once"));
     if tags.len() <= 16 {
         for (i, t) in tags.iter().enumerate() {
             if tags[..i].iter().any(|u| u.name == t.name) {
@@ -341,9 +340,7 @@ impl Registry {
             .map(|(from, req)| self.register_locked(&mut st, &from, req))
             .collect();
         if bulk {
-            let State {
-                records, index, ..
-            } = &mut *st;
+            let State { records, index, .. } = &mut *st;
             index.bulk_build(records);
             st.indexing = true;
         }
