@@ -67,8 +67,11 @@ impl PresenceTable {
         }
     }
 
-    /// Where to reach `jid`: `preferred` when it is online or presence is unknown,
-    /// else any available resource, else the bare JID.
+    /// Where to reach `jid`: `preferred` (the last resource the thing used) when
+    /// it is online or presence is unknown, else any available resource; when the
+    /// JID is offline, still `preferred`, the last known full JID (issue 3: the
+    /// host decides what to do with a stanza to an offline thing), or the bare
+    /// JID if no resource was ever known.
     pub fn route(&self, jid: &BareJid, preferred: Option<&str>) -> Jid {
         match self.online.get(jid) {
             None => Jid::new(jid.clone(), preferred),
