@@ -15,16 +15,24 @@
 //!    into a bitmap. A range over many distinct values (coordinates, serial numbers)
 //!    exceeds the budget and is never turned into a union of thousands of postings:
 //!    it becomes a per-candidate check instead.
-//! 4. **Intersect** the exact sets smallest first, with `searchable`. With no
-//!    exact set at all, the driver is the smallest presence bitmap of the operators'
-//!    tags.
-//! 5. **Verify lazily.** Walk the driver in id order, check the remaining operators
-//!    against each candidate's record, and stop at `offset + limit + 1` hits. A wide
-//!    range that matches 3% of things costs about `(offset + limit) / 0.03` checks,
-//!    not a bitmap of 30,000 ids.
+//! 4. **Intersect** the exact sets smallest first. `searchable` is a bit test per
+//!    candidate, unless it would reject most of the driver (then it is
+//!    intersected too). With no exact set at all, the driver is `searchable` (or a
+//!    much smaller presence bitmap of an operator's tag).
+//! 5. **Verify lazily.** Walk the driver in id order and check the remaining
+//!    operators per candidate, cheapest probe first: a dense numeric column (one
+//!    array read), an `NEq` as two bit tests, else the candidate's record (touched
+//!    32 at a time so cache misses overlap). Stop at `offset + limit + 1` hits. A
+//!    wide range that matches 3% of things costs about `(offset + limit) / 0.03`
+//!    checks, not a bitmap of 30,000 ids.
+//! 6. **Escalate** a walk that stays unproductive (few hits after 1,024
+//!    candidates, e.g. two wide ranges that rarely hold together): materialise the
+//!    checked ranges and masks, narrowest estimate first, with a key budget no
+//!    larger than the candidates the walk would still need, and continue from
+//!    where it stopped over the narrowed driver.
 //!
-//! Negated operators (`NEq`, `NRange`) are always per-candidate checks: their sets
-//! are nearly whole tags, useless for narrowing.
+//! Negated operators (`NEq`, `NRange`) are never materialised: their sets are
+//! nearly whole tags, useless for narrowing.
 
 use std::borrow::Cow;
 use std::ops::Bound;

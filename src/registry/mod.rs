@@ -372,7 +372,9 @@ impl Registry {
                     public: st.records.is_public(id),
                 });
             }
-        } else if st.records.len() >= self.config.max_things as usize {
+        } else if st.records.len() >= self.config.max_things as usize
+            || st.records.next_id() >= ThingId::LIMIT
+        {
             return Err(RegistryError::ResourceConstraint(
                 "the registry is full".into(),
             ));
