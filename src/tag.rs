@@ -197,8 +197,8 @@ impl fmt::Display for Number {
 /// A checked tag value.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum TagValue {
-    /// A string value (`<str/>`).
-    Str(Box<str>),
+    /// A string value (`<str/>`); short values are stored inline.
+    Str(smol_str::SmolStr),
     /// A numeric value (`<num/>`).
     Num(Number),
 }

@@ -2094,14 +2094,14 @@ fn random_operator(r: &mut datagen::Rng, sample: &[datagen::GenThing]) -> Operat
         12 => {
             let g = some(r);
             match value_of(g, "SN") {
-                TagValue::Str(s) => Operator::StrEq(name("SN"), s),
+                TagValue::Str(s) => Operator::StrEq(name("SN"), s.as_str().into()),
                 TagValue::Num(_) => unreachable!("SN is a string"),
             }
         }
         13 => {
             let g = some(r);
             match value_of(g, "KEY") {
-                TagValue::Str(s) => Operator::StrEq(name("KEY"), s),
+                TagValue::Str(s) => Operator::StrEq(name("KEY"), s.as_str().into()),
                 TagValue::Num(_) => unreachable!("KEY is a string"),
             }
         }
@@ -2432,12 +2432,12 @@ fn large_population_matches_naive_scan() {
             Operator::NumRange(name("LON"), around(lon, 30.0)),
         ]);
         stress.push(vec![
-            Operator::StrEq(name("MAN"), man.clone()),
+            Operator::StrEq(name("MAN"), man.as_str().into()),
             Operator::NumRange(name("LAT"), around(lat, 10.0)),
             Operator::NumGt(name("LON"), num(lon - 100.0)),
         ]);
         stress.push(vec![
-            Operator::StrEq(name("CITY"), city.clone()),
+            Operator::StrEq(name("CITY"), city.as_str().into()),
             Operator::StrMask(
                 name("SN"),
                 Mask::new(&format!("{}*", &sn[..2]), Some("*")).expect("mask"),
@@ -2448,7 +2448,7 @@ fn large_population_matches_naive_scan() {
                 name("SN"),
                 datagen::str_range(&sn[..3], true, &sn[..4], true),
             ),
-            Operator::StrNEq(name("MAN"), man),
+            Operator::StrNEq(name("MAN"), man.as_str().into()),
             Operator::NumNRange(name("LAT"), around(lat, 45.0)),
         ]);
         stress.push(vec![

@@ -1,10 +1,16 @@
 //! Baselines shared by the bench targets: the SQLite EAV table ([`sqlite`]) and
 //! the naive full scan ([`naive`]), plus what all engines answer: the first page
-//! of matches in thing order and whether another match follows.
+//! of matches in thing order, each with its owner, JID, node address and tags
+//! (never `KEY`, in registration order), and whether another match follows.
 //!
 //! Things are numbered by their datagen index `i`: it is the registry's insertion
 //! order (the registry hands out dense ids in insertion order), the `thing`
 //! column of SQLite and the position in the naive `Vec`.
+//!
+//! Each engine builds its page in its own owned types inside the timed region
+//! (the registry and the naive scan a [`SearchResult`], SQLite its
+//! [`sqlite::SqlPage`]); [`Answer`] is the engine-neutral form the report
+//! compares, built outside any timing.
 
 #![allow(dead_code)]
 
@@ -12,19 +18,103 @@ pub mod naive;
 pub mod sqlite;
 
 use iotdisco::datagen::{self, GenThing};
-use iotdisco::{Registry, Search};
+use iotdisco::{FoundThing, Registry, Search, SearchResult, TagValue};
 
 /// The size of the page every engine answers (the standard queries' `maxCount`).
 pub const PAGE: usize = 20;
 
+/// A tag value, engine-neutral.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PageVal {
+    /// A string.
+    S(String),
+    /// A number.
+    N(f64),
+}
+
+/// One thing of a page, engine-neutral.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PageThing {
+    /// The thing's bare JID.
+    pub jid: String,
+    /// Its owner's bare JID.
+    pub owner: String,
+    /// `nodeId`, `sourceId`, `cacheType`.
+    pub node: [Option<String>; 3],
+    /// Its tags except `KEY`, in registration order.
+    pub tags: Vec<(String, PageVal)>,
+}
+
 /// What every engine answers for a query: the first [`PAGE`] matches in thing
-/// order and whether a further match exists.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// order, in full, and whether a further match exists.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Answer {
-    /// Datagen indexes of the matches, ascending.
-    pub ids: Vec<u32>,
+    /// The matches, in thing order.
+    pub things: Vec<PageThing>,
     /// Whether a match follows the page.
     pub more: bool,
+}
+
+impl Answer {
+    /// Datagen indexes of the page's things (from their JIDs).
+    pub fn ids(&self) -> Vec<u32> {
+        self.things
+            .iter()
+            .map(|t| jid_index(&t.jid).unwrap_or(u32::MAX))
+            .collect()
+    }
+
+    /// The neutral form of a registry (or naive) result page.
+    pub fn of_result(res: &SearchResult) -> Self {
+        Answer {
+            things: res.things.iter().map(page_thing).collect(),
+            more: res.more,
+        }
+    }
+
+    /// Where two answers first differ, for the report's mismatch message.
+    pub fn first_difference(&self, other: &Answer) -> String {
+        if self.more != other.more {
+            return format!("more {} vs {}", self.more, other.more);
+        }
+        for (k, (a, b)) in self.things.iter().zip(&other.things).enumerate() {
+            if a != b {
+                return format!("thing #{k}: {a:?} vs {b:?}");
+            }
+        }
+        format!(
+            "{} things vs {} things",
+            self.things.len(),
+            other.things.len()
+        )
+    }
+}
+
+fn opt(s: &Option<Box<str>>) -> Option<String> {
+    s.as_deref().map(str::to_owned)
+}
+
+fn page_thing(t: &FoundThing) -> PageThing {
+    PageThing {
+        jid: t.key.jid.as_str().to_owned(),
+        owner: t.owner.as_str().to_owned(),
+        node: [
+            opt(&t.key.node.node_id),
+            opt(&t.key.node.source_id),
+            opt(&t.key.node.cache_type),
+        ],
+        tags: t
+            .tags
+            .iter()
+            .map(|tag| {
+                let v = match &tag.value {
+                    TagValue::Str(s) => PageVal::S(s.to_string()),
+                    TagValue::Num(n) => PageVal::N(n.get()),
+                };
+                (tag.name.as_str().to_owned(), v)
+            })
+            .collect(),
+    }
 }
 
 /// The datagen index of a thing from its bare JID `thing{i}@d{i%64}.example.org`.
@@ -33,18 +123,10 @@ pub fn jid_index(jid: &str) -> Option<u32> {
     local.parse().ok()
 }
 
-/// Runs a search on the registry and maps the found things back to datagen
-/// indexes.
+/// Runs a search on the registry (the call the report times) and returns the
+/// neutral form of its page.
 pub fn iotdisco_answer(reg: &Registry, search: &Search) -> Answer {
-    let res = reg.search(search).expect("search failed");
-    Answer {
-        ids: res
-            .things
-            .iter()
-            .map(|t| jid_index(t.key.jid.as_str()).expect("a datagen JID"))
-            .collect(),
-        more: res.more,
-    }
+    Answer::of_result(&reg.search(search).expect("search failed"))
 }
 
 /// Registers and claims (public) every thing, in order.

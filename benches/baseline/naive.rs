@@ -1,4 +1,5 @@
-//! The naive baseline: a `Vec` of every thing with its tags, scanned in order.
+//! The naive baseline: a `Vec` of every thing with its owner, JID, node address
+//! and tags, scanned in order.
 //!
 //! Its predicates are written here from the spec, independently of
 //! `Operator::matches_*`: strings compare by their bytes, numbers as `f64`, an
@@ -6,35 +7,41 @@
 //! type (so negated operators never match things lacking the tag), `KEY` is never
 //! searchable, and `strMask` uses its own wildcard matcher. Every thing is public
 //! and claimed, so there is no searchable filter.
+//!
+//! A search answers what the registry answers: a [`SearchResult`] whose
+//! [`FoundThing`]s own their owner, JID, node address and tags (`KEY` left out,
+//! registration order), cloned from the table. Tag names are interned to a
+//! `u16` (the scan compares numbers, not strings) and kept once each as a
+//! [`TagName`], which a found tag clones, as the registry's result does.
 
 use std::collections::HashMap;
 
-use iotdisco::TagValue;
 use iotdisco::datagen::GenThing;
 use iotdisco::query::{NumRange, Operator, StrRange};
+use iotdisco::{BareJid, FoundThing, SearchResult, Tag, TagName, TagValue, ThingKey};
 
-use super::{Answer, PAGE};
+use super::PAGE;
 
-/// A stored value.
-#[derive(Debug, Clone)]
-pub enum Val {
-    /// A string value.
-    S(Box<str>),
-    /// A numeric value.
-    N(f64),
-}
-
-/// One thing: its tags as (name number, value), in registration order.
+/// One thing: its identity, owner and tags as (name number, value), in
+/// registration order (`KEY` included, as the registry stores it).
 #[derive(Debug, Clone)]
 pub struct NaiveThing {
+    /// Bare JID and node address.
+    pub key: ThingKey,
+    /// The owner.
+    pub owner: BareJid,
     /// The tags.
-    pub tags: Box<[(u16, Val)]>,
+    pub tags: Box<[(u16, TagValue)]>,
 }
 
 /// All things, in thing order, and the tag names they use.
 #[derive(Debug, Default)]
 pub struct Naive {
     names: HashMap<String, u16>,
+    /// Name of each name number.
+    tag_names: Vec<TagName>,
+    /// The number of `KEY`, once some thing has it.
+    key_name: Option<u16>,
     /// The things, index = datagen index.
     pub things: Vec<NaiveThing>,
 }
@@ -252,37 +259,67 @@ impl Pred {
             return false;
         };
         match (&self.test, v) {
-            (Test::S(s), Val::S(v)) => s.check(v.as_bytes()),
-            (Test::N(n), Val::N(v)) => n.check(*v),
+            (Test::S(s), TagValue::Str(v)) => s.check(v.as_bytes()),
+            (Test::N(n), TagValue::Num(v)) => n.check(v.get()),
             _ => false,
         }
     }
 }
 
 impl Naive {
-    /// Copies every thing's tags.
+    /// Copies every thing's identity, owner and tags.
     pub fn build(pop: &[GenThing]) -> Self {
         let mut out = Naive {
             names: HashMap::new(),
+            tag_names: Vec::new(),
+            key_name: None,
             things: Vec::with_capacity(pop.len()),
         };
         for g in pop {
             let tags = g
                 .tags
                 .iter()
-                .map(|t| {
-                    let next = out.names.len() as u16;
-                    let n = *out.names.entry(t.name.as_str().to_owned()).or_insert(next);
-                    let v = match &t.value {
-                        TagValue::Str(s) => Val::S(s.clone()),
-                        TagValue::Num(x) => Val::N(x.get()),
-                    };
-                    (n, v)
-                })
+                .map(|t| (out.intern(&t.name), t.value.clone()))
                 .collect();
-            out.things.push(NaiveThing { tags });
+            out.things.push(NaiveThing {
+                key: ThingKey::of(g.jid.bare().clone()),
+                owner: g.owner.clone(),
+                tags,
+            });
         }
         out
+    }
+
+    fn intern(&mut self, name: &TagName) -> u16 {
+        if let Some(&n) = self.names.get(name.as_str()) {
+            return n;
+        }
+        let n = u16::try_from(self.tag_names.len()).expect("fewer than 65536 tag names");
+        self.names.insert(name.as_str().to_owned(), n);
+        self.tag_names.push(name.clone());
+        if name.is_key() {
+            self.key_name = Some(n);
+        }
+        n
+    }
+
+    /// Thing `i` as a search result: owned copies of its owner, key and tags
+    /// except `KEY`.
+    fn found(&self, i: u32) -> FoundThing {
+        let t = &self.things[i as usize];
+        FoundThing {
+            owner: t.owner.clone(),
+            key: t.key.clone(),
+            tags: t
+                .tags
+                .iter()
+                .filter(|(n, _)| Some(*n) != self.key_name)
+                .map(|(n, v)| Tag {
+                    name: self.tag_names[*n as usize].clone(),
+                    value: v.clone(),
+                })
+                .collect(),
+        }
     }
 
     /// Compiles a conjunction; `None` when it can match nothing (an unknown tag
@@ -310,19 +347,23 @@ impl Naive {
             .map(|(i, _)| i as u32)
     }
 
-    /// The first page and whether a further match exists: scans in thing order
-    /// and stops at match `PAGE + 1`.
-    pub fn first_page(&self, ops: &[Operator]) -> Answer {
+    /// The first page, in full, and whether a further match exists: scans in
+    /// thing order, stops at match `PAGE + 1`, then builds the page's
+    /// [`FoundThing`]s.
+    pub fn first_page(&self, ops: &[Operator]) -> SearchResult {
         let Some(preds) = self.compile(ops) else {
-            return Answer {
-                ids: Vec::new(),
+            return SearchResult {
+                things: Vec::new(),
                 more: false,
             };
         };
         let mut ids: Vec<u32> = self.matching(&preds).take(PAGE + 1).collect();
         let more = ids.len() > PAGE;
         ids.truncate(PAGE);
-        Answer { ids, more }
+        SearchResult {
+            things: ids.into_iter().map(|i| self.found(i)).collect(),
+            more,
+        }
     }
 
     /// How many things match in total (a full scan).

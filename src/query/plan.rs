@@ -113,13 +113,6 @@ impl Bound_<'_> {
         }
     }
 
-    fn check_column(&self, id: u32) -> bool {
-        match self.tag.column_value(id) {
-            Some(Some(n)) => self.op.matches_num(n),
-            _ => false,
-        }
-    }
-
     fn check(&self, value: Option<ValueRef<'_>>) -> bool {
         match value {
             Some(ValueRef::Str(s)) => self.op.matches_str(s),
@@ -131,8 +124,8 @@ impl Bound_<'_> {
 
 /// How one remaining operator is checked against a candidate, cheapest first.
 enum Probe<'b, 'a> {
-    /// One read of a dense numeric column.
-    Column(&'b Bound_<'a>),
+    /// One read of a dense numeric column, compared with precomputed bounds.
+    Column(&'a [f64], NumTest),
     /// `NEq`: has the tag, and is not in the value's posting list: two bit tests.
     NotIn(&'a RoaringBitmap, Option<Postings<'a>>),
     /// Decode the candidate's record.
@@ -141,8 +134,14 @@ enum Probe<'b, 'a> {
 
 impl<'b, 'a> Probe<'b, 'a> {
     fn new(b: &'b Bound_<'a>) -> Self {
-        if b.op.kind() == ValueKind::Num && !b.tag.num_column.is_empty() {
-            return Probe::Column(b);
+        match b.op.selection() {
+            Selection::NumIn(i) if !b.tag.num_column.is_empty() => {
+                return Probe::Column(&b.tag.num_column, NumTest::new(&i, false));
+            }
+            Selection::NumOut(i) if !b.tag.num_column.is_empty() => {
+                return Probe::Column(&b.tag.num_column, NumTest::new(&i, true));
+            }
+            _ => {}
         }
         match b.op.selection() {
             Selection::StrOut(Interval {
@@ -159,7 +158,7 @@ impl<'b, 'a> Probe<'b, 'a> {
 
     fn rank(&self) -> u8 {
         match self {
-            Probe::Column(_) => 0,
+            Probe::Column(..) => 0,
             Probe::NotIn(..) => 1,
             Probe::Record(_) => 2,
         }
@@ -171,7 +170,7 @@ impl<'b, 'a> Probe<'b, 'a> {
         view: &mut impl FnMut() -> Option<crate::records::RecordView<'a>>,
     ) -> bool {
         match self {
-            Probe::Column(b) => b.check_column(id),
+            Probe::Column(col, test) => col.get(id as usize).is_some_and(|&v| test.check(v)),
             Probe::NotIn(present, except) => {
                 present.contains(id)
                     && match except {
@@ -182,6 +181,58 @@ impl<'b, 'a> Probe<'b, 'a> {
             }
             Probe::Record(b) => view().is_some_and(|v| b.check(v.get(b.name))),
         }
+    }
+}
+
+/// A numeric interval test on raw column values (`NaN` = no value: never
+/// matches, not even a negated test).
+#[derive(Debug, Clone, Copy)]
+struct NumTest {
+    lo: f64,
+    lo_inc: bool,
+    hi: f64,
+    hi_inc: bool,
+    /// Match values outside the interval instead (`NEq`, `NRange`).
+    out: bool,
+}
+
+impl NumTest {
+    fn new(i: &Interval<'_, Number>, out: bool) -> Self {
+        let (lo, lo_inc) = match i.lo {
+            Bound::Included(v) => (v.get(), true),
+            Bound::Excluded(v) => (v.get(), false),
+            Bound::Unbounded => (f64::NEG_INFINITY, true),
+        };
+        let (hi, hi_inc) = match i.hi {
+            Bound::Included(v) => (v.get(), true),
+            Bound::Excluded(v) => (v.get(), false),
+            Bound::Unbounded => (f64::INFINITY, true),
+        };
+        NumTest {
+            lo,
+            lo_inc,
+            hi,
+            hi_inc,
+            out,
+        }
+    }
+
+    #[inline]
+    fn check(&self, v: f64) -> bool {
+        if v.is_nan() {
+            return false;
+        }
+        let above = if self.lo_inc {
+            v >= self.lo
+        } else {
+            v > self.lo
+        };
+        let below = if self.hi_inc {
+            v <= self.hi
+        } else {
+            v < self.hi
+        };
+        (above && below) != self.out
     }
 }
 
@@ -365,7 +416,11 @@ pub fn execute(
     });
     let mut smallest = exact.iter().map(Exact::len).min().unwrap_or(u64::MAX);
     for i in pending {
-        if smallest <= SMALL_DRIVER {
+        // Already tiny, or a numeric range that surely covers more keys than the
+        // budget (no point walking it): check per candidate.
+        if smallest <= SMALL_DRIVER
+            || estimated_keys(&bound[i]).is_some_and(|k| k > 2 * RANGE_KEY_BUDGET as u64)
+        {
             verify.push(i);
             continue;
         }

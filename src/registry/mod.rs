@@ -129,7 +129,7 @@ fn owned(v: ValueRef<'_>) -> TagValue {
 }
 
 /// A random `KEY` value of `chars` URL-safe base64 characters.
-fn random_key(chars: usize) -> Result<Box<str>, RegistryError> {
+fn random_key(chars: usize) -> Result<smol_str::SmolStr, RegistryError> {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let chars = chars.clamp(22, crate::tag::MAX_VALUE_CHARS);
     let mut bytes = vec![0u8; chars];
@@ -139,7 +139,7 @@ fn random_key(chars: usize) -> Result<Box<str>, RegistryError> {
         .iter()
         .map(|b| ALPHABET[(b & 63) as usize] as char)
         .collect::<String>()
-        .into_boxed_str())
+        .into())
 }
 
 impl State {
