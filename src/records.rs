@@ -190,6 +190,19 @@ impl<'a> RecordView<'a> {
         self.head().2
     }
 
+    /// The thing's key (bare JID and node address), decoded in one pass.
+    pub fn key(&self) -> ThingKey {
+        let (jid, _, [node_id, source_id, cache_type]) = self.head();
+        ThingKey {
+            jid: BareJid::from_normalized(jid),
+            node: NodeAddress {
+                node_id: node_id.map(Into::into),
+                source_id: source_id.map(Into::into),
+                cache_type: cache_type.map(Into::into),
+            },
+        }
+    }
+
     /// The tags, in record order.
     pub fn tags(&self) -> TagIter<'a> {
         TagIter {
@@ -220,9 +233,24 @@ impl<'a> RecordView<'a> {
         None
     }
 
-    /// How many tags the thing has.
+    /// How many tags the thing has (walks the tags without decoding values).
     pub fn tag_count(&self) -> usize {
-        self.tags().count()
+        let b = self.blob;
+        let mut pos = self.tags_at;
+        let mut n = 0;
+        while pos < b.len() {
+            get_varint(b, &mut pos);
+            let Some(&kind) = b.get(pos) else { break };
+            pos += 1;
+            if kind == 0 {
+                let len = get_varint(b, &mut pos) as usize;
+                pos += len;
+            } else {
+                pos += 8;
+            }
+            n += 1;
+        }
+        n
     }
 }
 

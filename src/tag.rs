@@ -84,7 +84,7 @@ fn shorten(s: &str) -> String {
 
 /// A checked, upper-cased tag name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TagName(std::sync::Arc<str>);
+pub struct TagName(smol_str::SmolStr);
 
 impl TagName {
     /// Checks and upper-cases a tag name.

@@ -657,6 +657,36 @@ impl Scan<'_> {
         let records = self.records;
         let mut ids = driver.iter();
         ids.advance_to(from);
+        if !needs_records {
+            let cols: Vec<(&[f64], NumTest)> = probes
+                .iter()
+                .filter_map(|p| match p {
+                    Probe::Column(c, t) => Some((*c, *t)),
+                    _ => None,
+                })
+                .collect();
+            let bound = self.records.id_bound();
+            if cols.len() == probes.len() && driver.len() * 2 >= u64::from(bound) {
+                return self.block_scan(driver, from, &cols, bound, max_examined);
+            }
+            // Only columns and bit tests: a plain loop, no batching.
+            let limit = max_examined.unwrap_or(usize::MAX);
+            for (examined, id) in ids.by_ref().enumerate() {
+                if examined >= limit {
+                    return Walk::Paused(id);
+                }
+                if self.check_searchable && !self.searchable.contains(id) {
+                    continue;
+                }
+                if !probes.iter().all(|p| p.check(id, &mut || None)) {
+                    continue;
+                }
+                if self.take(id) {
+                    return Walk::Done;
+                }
+            }
+            return Walk::Done;
+        }
         let mut batch = Vec::with_capacity(BATCH);
         let mut examined = 0usize;
         loop {
@@ -686,15 +716,76 @@ impl Scan<'_> {
                 if !probes.iter().all(|p| p.check(id, &mut view)) {
                     continue;
                 }
-                if self.seen >= self.want {
-                    self.page.more = true;
+                if self.take(id) {
                     return Walk::Done;
                 }
-                if self.seen >= self.offset {
-                    self.page.ids.push(id);
-                }
-                self.seen += 1;
             }
         }
+    }
+
+    /// Counts one match; true once the page and `more` are known.
+    #[inline]
+    fn take(&mut self, id: u32) -> bool {
+        if self.seen >= self.want {
+            self.page.more = true;
+            return true;
+        }
+        if self.seen >= self.offset {
+            self.page.ids.push(id);
+        }
+        self.seen += 1;
+        false
+    }
+
+    /// The walk when every check is a dense numeric column and the driver holds
+    /// most ids: test 64 consecutive ids per step against each column into a bit
+    /// mask (a tight loop the compiler vectorises), then look at the driver only
+    /// for the ids that passed.
+    fn block_scan(
+        &mut self,
+        driver: &RoaringBitmap,
+        from: u32,
+        cols: &[(&[f64], NumTest)],
+        bound: u32,
+        max_examined: Option<usize>,
+    ) -> Walk {
+        let limit = max_examined.map_or(u64::MAX, |m| m as u64);
+        let mut base = from;
+        while base < bound {
+            if u64::from(base - from) >= limit {
+                return Walk::Paused(base);
+            }
+            let end = bound.min(base.saturating_add(64));
+            let width = (end - base) as usize;
+            let mut mask = if width == 64 {
+                !0u64
+            } else {
+                (1u64 << width) - 1
+            };
+            for (col, test) in cols {
+                let lo = (base as usize).min(col.len());
+                let hi = (end as usize).min(col.len());
+                let mut m = 0u64;
+                for (k, &v) in col[lo..hi].iter().enumerate() {
+                    m |= u64::from(test.check(v)) << k;
+                }
+                mask &= m;
+                if mask == 0 {
+                    break;
+                }
+            }
+            while mask != 0 {
+                let id = base + mask.trailing_zeros();
+                mask &= mask - 1;
+                if !driver.contains(id) || self.check_searchable && !self.searchable.contains(id) {
+                    continue;
+                }
+                if self.take(id) {
+                    return Walk::Done;
+                }
+            }
+            base = end;
+        }
+        Walk::Done
     }
 }

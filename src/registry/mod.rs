@@ -144,16 +144,7 @@ fn random_key(chars: usize) -> Result<smol_str::SmolStr, RegistryError> {
 
 impl State {
     fn key_of(&self, id: ThingId) -> Option<ThingKey> {
-        let v = self.records.view(id)?;
-        let [node_id, source_id, cache_type] = v.node();
-        Some(ThingKey {
-            jid: BareJid::from_normalized(v.jid()),
-            node: NodeAddress {
-                node_id: node_id.map(Into::into),
-                source_id: source_id.map(Into::into),
-                cache_type: cache_type.map(Into::into),
-            },
-        })
+        Some(self.records.view(id)?.key())
     }
 
     fn tags_of(&self, id: ThingId) -> Vec<IdTag> {
@@ -560,14 +551,14 @@ impl Registry {
         };
         let st = self.state.read();
         let page = plan::execute(&st.index, &st.records, &req.operators, req.offset, limit);
+        std::hint::black_box(st.records.touch(&page.ids));
         let mut things = Vec::with_capacity(page.ids.len());
         for id in page.ids {
             let id = ThingId(id);
-            let (Some(view), Some(owner), Some(key)) =
-                (st.records.view(id), st.records.owner(id), st.key_of(id))
-            else {
+            let (Some(view), Some(owner)) = (st.records.view(id), st.records.owner(id)) else {
                 continue;
             };
+            let key = view.key();
             let mut tags = Vec::with_capacity(view.tag_count());
             tags.extend(
                 view.tags()
