@@ -244,9 +244,14 @@ fn register_batch_only(pop: &[GenThing]) -> Duration {
 
 struct QueryRow {
     name: &'static str,
+    /// The search: page identified (thing handles + JIDs) plus `more`.
     iot: Timing,
     naive: Timing,
     sql: Timing,
+    /// The search plus the page built as owned values.
+    iot_page: Timing,
+    naive_page: Timing,
+    sql_page: Timing,
     hits: u64,
     floor: f64,
     agree: bool,
@@ -477,6 +482,30 @@ fn main() {
                 a_naive.more
             ));
         }
+        // The search itself: each engine identifies the page and `more` in its
+        // native form (iotdisco: borrowed record views, JIDs read; naive: thing
+        // numbers, JIDs read; SQLite: the INTERSECT page + COUNT of the issue).
+        let iot_search = |reg: &Registry| {
+            reg.search_with(&search, |p| {
+                let jids: Vec<&str> = p.things().map(|t| t.jid()).collect();
+                (
+                    jids.iter().map(|j| j.len()).sum::<usize>(),
+                    jids.len(),
+                    p.more(),
+                )
+            })
+            .expect("search")
+        };
+        let (_, iot_len, iot_more) = iot_search(&reg);
+        let (nv_ids, nv_more, _) = naive.first_page_ids(&search.operators);
+        let (sql_ids, sql_more, _) = db.run_ids(&sq);
+        if iot_len != nv_ids.len()
+            || iot_more != nv_more
+            || sql_more != nv_more
+            || sql_ids.iter().map(|&i| i as u32).collect::<Vec<_>>() != nv_ids
+        {
+            mismatch(format!("{name}: search-level pages differ"));
+        }
         log(&format!(
             "{name}: {hits} hits, page of {} (more = {}, {} tags), engines agree: {agree}",
             naive_ids.len(),
@@ -484,11 +513,11 @@ fn main() {
             a_naive.things.iter().map(|t| t.tags.len()).sum::<usize>()
         ));
 
-        let iot = measure(|| reg.search(&search).expect("search"));
-        let nv = measure(|| naive.first_page(&search.operators));
-        let sql = measure(|| db.run(&sq));
+        let iot = measure(|| iot_search(&reg));
+        let nv = measure(|| naive.first_page_ids(&search.operators));
+        let sql = measure(|| db.run_ids(&sq));
         log(&format!(
-            "{name}: iotdisco {} ({} runs), naive {} ({} runs), SQLite {} ({} runs)",
+            "{name} (search): iotdisco {} ({} runs), naive {} ({} runs), SQLite {} ({} runs)",
             fmt_dur(iot.median),
             iot.runs,
             fmt_dur(nv.median),
@@ -496,11 +525,26 @@ fn main() {
             fmt_dur(sql.median),
             sql.runs
         ));
+        let iot_page = measure(|| reg.search(&search).expect("search"));
+        let naive_page = measure(|| naive.first_page(&search.operators));
+        let sql_page = measure(|| db.run(&sq));
+        log(&format!(
+            "{name} (owned page): iotdisco {} ({} runs), naive {} ({} runs), SQLite {} ({} runs)",
+            fmt_dur(iot_page.median),
+            iot_page.runs,
+            fmt_dur(naive_page.median),
+            naive_page.runs,
+            fmt_dur(sql_page.median),
+            sql_page.runs
+        ));
         rows.push(QueryRow {
             name,
             iot,
             naive: nv,
             sql,
+            iot_page,
+            naive_page,
+            sql_page,
             hits,
             floor,
             agree,
@@ -535,12 +579,12 @@ fn main() {
     let _ = writeln!(md);
     let _ = writeln!(
         md,
-        "Every engine answers the first page of 20 matches in thing order plus `more`, and builds that page as owned values inside the timing: per thing its owner, JID, node address and every tag except KEY (name and value, registration order); the three pages are checked equal in full. SQLite runs the `INTERSECT ... ORDER BY thing LIMIT 21` page query AND the `COUNT(*)` over the same intersection AND a `things JOIN tag ... WHERE thing IN (page)` fetch per run. Query times: medians over >= 50 runs (>= 5 when a run takes more than 40 ms). Load times: median of {reps} loads into a fresh registry / database."
+        "**Search** (the floors): every engine answers the first page of 20 matches in thing order plus `more`, in its native form: iotdisco `Registry::search_with` (borrowed record views, each JID read), the naive scan thing numbers (each JID read), SQLite the `INTERSECT ... ORDER BY thing LIMIT 21` page query AND the `COUNT(*)` over the same intersection (the issue's definition). **Owned page** (second table): the same plus the page built as owned values inside the timing: per thing its owner, JID, node address and every tag except KEY (name and value, registration order); iotdisco `Registry::search`, naive clones from its structs, SQLite a third `things JOIN tag ... WHERE thing IN (page)` fetch; the three pages are checked equal in full. Query times: medians over >= 50 runs (>= 5 when a run takes more than 40 ms). Load times: median of {reps} loads into a fresh registry / database."
     );
     let _ = writeln!(md);
     let _ = writeln!(
         md,
-        "| query | iotdisco median | naive median | SQLite median | ratio vs naive | ratio vs SQLite | hits | floor | verdict |"
+        "| search | iotdisco median | naive median | SQLite median | ratio vs naive | ratio vs SQLite | hits | floor | verdict |"
     );
     let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---|---|");
     for r in &rows {
@@ -575,6 +619,25 @@ fn main() {
             fmt_count(r.hits as f64),
             fmt_ratio(r.floor),
             v
+        );
+    }
+    let _ = writeln!(md);
+    let _ = writeln!(
+        md,
+        "| owned page (info) | iotdisco median | naive median | SQLite median | ratio vs naive | ratio vs SQLite |"
+    );
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|");
+    for r in &rows {
+        let ratio = |a: &Timing, b: &Timing| b.median.as_secs_f64() / a.median.as_secs_f64();
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} |",
+            r.name,
+            fmt_dur(r.iot_page.median),
+            fmt_dur(r.naive_page.median),
+            fmt_dur(r.sql_page.median),
+            fmt_ratio(ratio(&r.iot_page, &r.naive_page)),
+            fmt_ratio(ratio(&r.iot_page, &r.sql_page)),
         );
     }
     let _ = writeln!(md);

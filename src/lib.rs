@@ -44,9 +44,9 @@ pub use config::Config;
 pub use jid::{BareJid, Jid};
 pub use query::Search;
 pub use registry::{
-    Claim, Claimed, DisownResolution, DisownStarted, FoundThing, Notification, NotificationKind,
-    PendingId, Register, RegisterOutcome, Registry, RegistryError, Removed, SearchResult, Stats,
-    Update, UpdateOutcome,
+    Claim, Claimed, DisownResolution, DisownStarted, FoundRef, FoundThing, Notification,
+    NotificationKind, PageView, PendingId, Register, RegisterOutcome, Registry, RegistryError,
+    Removed, SearchResult, Stats, Update, UpdateOutcome,
 };
 pub use tag::{Tag, TagName, TagValue};
 pub use thing::{NodeAddress, ThingKey, ThingRecord};

@@ -366,6 +366,22 @@ impl Naive {
         }
     }
 
+    /// The first page as thing numbers plus `more`, each thing's JID read (as a
+    /// caller identifying the page would): the scan without building the page.
+    pub fn first_page_ids(&self, ops: &[Operator]) -> (Vec<u32>, bool, usize) {
+        let Some(preds) = self.compile(ops) else {
+            return (Vec::new(), false, 0);
+        };
+        let mut ids: Vec<u32> = self.matching(&preds).take(PAGE + 1).collect();
+        let more = ids.len() > PAGE;
+        ids.truncate(PAGE);
+        let jid_bytes = ids
+            .iter()
+            .map(|&i| self.things[i as usize].key.jid.as_str().len())
+            .sum();
+        (ids, more, jid_bytes)
+    }
+
     /// How many things match in total (a full scan).
     pub fn count(&self, ops: &[Operator]) -> u64 {
         match self.compile(ops) {

@@ -281,6 +281,27 @@ impl Sqlite {
         self.plan_of(&fetch_sql(), &ids)
     }
 
+    /// Runs the page query and the count query only (the definition of
+    /// the EAV baseline: an INTERSECT page plus a COUNT for `more`).
+    pub fn run_ids(&self, q: &SqlQuery) -> (Vec<i64>, bool, u64) {
+        let mut st = self.conn.prepare_cached(&q.page_sql).expect("prepare page");
+        let mut ids: Vec<i64> = st
+            .query_map(params_from_iter(q.params.iter()), |r| r.get::<_, i64>(0))
+            .expect("page query")
+            .map(|r| r.expect("row"))
+            .collect();
+        let more = ids.len() > PAGE;
+        ids.truncate(PAGE);
+        let mut st = self
+            .conn
+            .prepare_cached(&q.count_sql)
+            .expect("prepare count");
+        let count: i64 = st
+            .query_row(params_from_iter(q.params.iter()), |r| r.get(0))
+            .expect("count query");
+        (ids, more, count as u64)
+    }
+
     /// Runs the page query, the count query and the fetch of the page's things,
     /// and builds the owned page.
     pub fn run(&self, q: &SqlQuery) -> SqlAnswer {

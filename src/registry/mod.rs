@@ -65,6 +65,92 @@ pub struct Stats {
     pub index_bytes: usize,
 }
 
+/// One page of search results, borrowed from the registry (see
+/// [`Registry::search_with`]).
+pub struct PageView<'r> {
+    records: &'r Records,
+    index: &'r Index,
+    page: plan::Page,
+}
+
+impl<'r> PageView<'r> {
+    /// Whether more matches follow the page.
+    pub fn more(&self) -> bool {
+        self.page.more
+    }
+
+    /// How many things are on the page.
+    pub fn len(&self) -> usize {
+        self.page.ids.len()
+    }
+
+    /// Whether the page is empty.
+    pub fn is_empty(&self) -> bool {
+        self.page.ids.is_empty()
+    }
+
+    /// The things, in registry order.
+    pub fn things(&self) -> impl Iterator<Item = FoundRef<'r>> + '_ {
+        let (records, index) = (self.records, self.index);
+        self.page.ids.iter().filter_map(move |&id| {
+            let id = ThingId(id);
+            Some(FoundRef {
+                owner: records.owner(id)?,
+                view: records.view(id)?,
+                index,
+            })
+        })
+    }
+}
+
+/// One thing of a [`PageView`]: borrowed owner, JID, node address and tags.
+#[derive(Clone, Copy)]
+pub struct FoundRef<'r> {
+    owner: &'r BareJid,
+    view: crate::records::RecordView<'r>,
+    index: &'r Index,
+}
+
+impl<'r> FoundRef<'r> {
+    /// The owner's bare JID.
+    pub fn owner(&self) -> &'r BareJid {
+        self.owner
+    }
+
+    /// The thing's bare JID.
+    pub fn jid(&self) -> &'r str {
+        self.view.jid()
+    }
+
+    /// `nodeId`, `sourceId`, `cacheType`, where set.
+    pub fn node(&self) -> [Option<&'r str>; 3] {
+        self.view.node()
+    }
+
+    /// The tags in record order, never `KEY`.
+    pub fn tags(&self) -> impl Iterator<Item = (&'r TagName, ValueRef<'r>)> + 'r {
+        let index = self.index;
+        self.view
+            .tags()
+            .filter(move |(n, _)| !index.is_key(*n))
+            .map(move |(n, v)| (index.names.name(n), v))
+    }
+
+    /// An owned copy.
+    pub fn to_owned(&self) -> FoundThing {
+        let mut tags = Vec::with_capacity(self.view.tag_count());
+        tags.extend(self.tags().map(|(name, v)| Tag {
+            name: name.clone(),
+            value: owned(v),
+        }));
+        FoundThing {
+            owner: self.owner.clone(),
+            key: self.view.key(),
+            tags,
+        }
+    }
+}
+
 /// The registry. `Send + Sync`: share it between threads behind an `Arc`.
 pub struct Registry {
     config: Config,
@@ -529,6 +615,21 @@ impl Registry {
 
     /// `search` (3.15): public claimed things matching every operator.
     pub fn search(&self, req: &Search) -> Result<SearchResult, RegistryError> {
+        self.search_with(req, |page| SearchResult {
+            things: page.things().map(|t| t.to_owned()).collect(),
+            more: page.more(),
+        })
+    }
+
+    /// `search` without copying: `f` receives the page as borrowed views of the
+    /// records (what a wire layer needs to write `<found/>` without allocating)
+    /// and its result is returned. The registry's read lock is held while `f`
+    /// runs: `f` must not call back into the registry.
+    pub fn search_with<R>(
+        &self,
+        req: &Search,
+        f: impl FnOnce(&PageView<'_>) -> R,
+    ) -> Result<R, RegistryError> {
         if req.operators.is_empty() {
             return Err(RegistryError::BadRequest(
                 "a search needs at least one operator".into(),
@@ -551,33 +652,11 @@ impl Registry {
         };
         let st = self.state.read();
         let page = plan::execute(&st.index, &st.records, &req.operators, req.offset, limit);
-        std::hint::black_box(st.records.touch(&page.ids));
-        let mut things = Vec::with_capacity(page.ids.len());
-        for id in page.ids {
-            let id = ThingId(id);
-            let (Some(view), Some(owner)) = (st.records.view(id), st.records.owner(id)) else {
-                continue;
-            };
-            let key = view.key();
-            let mut tags = Vec::with_capacity(view.tag_count());
-            tags.extend(
-                view.tags()
-                    .filter(|(n, _)| !st.index.is_key(*n))
-                    .map(|(n, v)| Tag {
-                        name: st.index.names.name(n).clone(),
-                        value: owned(v),
-                    }),
-            );
-            things.push(FoundThing {
-                owner: owner.clone(),
-                key,
-                tags,
-            });
-        }
-        Ok(SearchResult {
-            things,
-            more: page.more,
-        })
+        Ok(f(&PageView {
+            records: &st.records,
+            index: &st.index,
+            page,
+        }))
     }
 
     /// `disown` (3.17) from the owner. On success the disown is pending: send the
