@@ -175,9 +175,11 @@ impl<'a> RecordView<'a> {
         (jid, res, node)
     }
 
-    /// The thing's bare JID, as text.
+    /// The thing's bare JID, as text (reads only the first field).
     pub fn jid(&self) -> &'a str {
-        self.head().0
+        let mut pos = 0;
+        let n = get_varint(self.blob, &mut pos) as usize;
+        as_str(get_bytes(self.blob, &mut pos, n))
     }
 
     /// The last resource the thing used.

@@ -126,14 +126,16 @@ impl Bound_<'_> {
 enum Probe<'b, 'a> {
     /// One read of a dense numeric column, compared with precomputed bounds.
     Column(&'a [f64], NumTest),
-    /// `NEq`: has the tag, and is not in the value's posting list: two bit tests.
-    NotIn(&'a RoaringBitmap, Option<Postings<'a>>),
+    /// `NEq`: has the tag (unchecked when every live thing has it), and is not
+    /// in the value's posting list: at most two bit tests.
+    NotIn(Option<&'a RoaringBitmap>, Option<Postings<'a>>),
     /// Decode the candidate's record.
     Record(&'b Bound_<'a>),
 }
 
 impl<'b, 'a> Probe<'b, 'a> {
-    fn new(b: &'b Bound_<'a>) -> Self {
+    fn new(b: &'b Bound_<'a>, live: u64) -> Self {
+        let present = |p: &'a RoaringBitmap| (p.len() != live).then_some(p);
         match b.op.selection() {
             Selection::NumIn(i) if !b.tag.num_column.is_empty() => {
                 return Probe::Column(&b.tag.num_column, NumTest::new(&i, false));
@@ -147,11 +149,11 @@ impl<'b, 'a> Probe<'b, 'a> {
             Selection::StrOut(Interval {
                 lo: Bound::Included(x),
                 hi: Bound::Included(y),
-            }) if x == y => Probe::NotIn(&b.tag.str_present, b.tag.strs.get(x)),
+            }) if x == y => Probe::NotIn(present(&b.tag.str_present), b.tag.strs.get(x)),
             Selection::NumOut(Interval {
                 lo: Bound::Included(x),
                 hi: Bound::Included(y),
-            }) if x == y => Probe::NotIn(&b.tag.num_present, b.tag.nums.get(x)),
+            }) if x == y => Probe::NotIn(present(&b.tag.num_present), b.tag.nums.get(x)),
             _ => Probe::Record(b),
         }
     }
@@ -172,7 +174,7 @@ impl<'b, 'a> Probe<'b, 'a> {
         match self {
             Probe::Column(col, test) => col.get(id as usize).is_some_and(|&v| test.check(v)),
             Probe::NotIn(present, except) => {
-                present.contains(id)
+                present.is_none_or(|p| p.contains(id))
                     && match except {
                         None => true,
                         Some(Postings::One(x)) => *x != id,
@@ -492,7 +494,11 @@ pub fn execute(
             }
         }
     };
-    let (driver, check_searchable) = if std::ptr::eq(driver.as_ref(), searchable) {
+    // Every posting list holds live things only, so when every live thing is
+    // searchable there is nothing to check.
+    let all_searchable = searchable.len() == records.len() as u64;
+    let (driver, check_searchable) = if all_searchable || std::ptr::eq(driver.as_ref(), searchable)
+    {
         (driver, false)
     } else if searchable.len() < driver.len() / 2 {
         (Cow::Owned(driver.as_ref() & searchable), false)
@@ -651,7 +657,8 @@ impl Scan<'_> {
         checks: &[&Bound_<'_>],
         max_examined: Option<usize>,
     ) -> Walk {
-        let mut probes: Vec<Probe<'_, '_>> = checks.iter().map(|c| Probe::new(c)).collect();
+        let live = self.records.len() as u64;
+        let mut probes: Vec<Probe<'_, '_>> = checks.iter().map(|c| Probe::new(c, live)).collect();
         probes.sort_by_key(Probe::rank);
         let needs_records = probes.iter().any(|p| matches!(p, Probe::Record(_)));
         let records = self.records;
