@@ -201,18 +201,7 @@ fn register_only(pop: &[GenThing]) -> Duration {
 /// The `register_batch` requests for a population, one per thing, as `register`
 /// takes them (built before any timer starts).
 fn batch_requests(pop: &[GenThing]) -> Vec<(Jid, Register)> {
-    pop.iter()
-        .map(|g| {
-            (
-                g.jid.clone(),
-                Register {
-                    node: NodeAddress::default(),
-                    tags: g.tags.clone(),
-                    self_owned: false,
-                },
-            )
-        })
-        .collect()
+    pop.iter().map(datagen::register_request).collect()
 }
 
 /// Registers `things` with one `register_batch` call.

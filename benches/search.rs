@@ -70,18 +70,7 @@ fn queries(c: &mut Criterion) {
 
 /// The `register_batch` requests for a population.
 fn batch_requests(pop: &[GenThing]) -> Vec<(Jid, Register)> {
-    pop.iter()
-        .map(|g| {
-            (
-                g.jid.clone(),
-                Register {
-                    node: NodeAddress::default(),
-                    tags: g.tags.clone(),
-                    self_owned: false,
-                },
-            )
-        })
-        .collect()
+    pop.iter().map(datagen::register_request).collect()
 }
 
 /// Registers `things` with one `register_batch` call.

@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use iotdisco::{Claim, Config, Jid, Register, Registry, datagen};
+use iotdisco::{Claim, Config, Jid, Registry, datagen};
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -18,17 +18,7 @@ fn main() {
     let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(200);
     let reg = Registry::new(Config::default());
     let things: Vec<_> = datagen::population(1, n).collect();
-    let requests: Vec<_> = things
-        .iter()
-        .map(|g| {
-            let req = Register {
-                node: Default::default(),
-                tags: g.tags.clone(),
-                self_owned: false,
-            };
-            (g.jid.clone(), req)
-        })
-        .collect();
+    let requests: Vec<_> = things.iter().map(datagen::register_request).collect();
     let t = Instant::now();
     let failed = reg
         .register_batch(requests)

@@ -197,17 +197,21 @@ pub fn population(seed: u64, n: u64) -> impl Iterator<Item = GenThing> {
     (0..n).map(move |i| thing(seed, i))
 }
 
+/// The `register` request thing `g` sends, with its sender.
+pub fn register_request(g: &GenThing) -> (Jid, Register) {
+    let req = Register {
+        node: NodeAddress::default(),
+        tags: g.tags.clone(),
+        self_owned: false,
+    };
+    (g.jid.clone(), req)
+}
+
 /// Registers thing `g` and has its owner claim it (public), as a real
 /// installation would.
 pub fn install(reg: &Registry, g: &GenThing) -> Result<(), RegistryError> {
-    reg.register(
-        &g.jid,
-        Register {
-            node: NodeAddress::default(),
-            tags: g.tags.clone(),
-            self_owned: false,
-        },
-    )?;
+    let (from, req) = register_request(g);
+    reg.register(&from, req)?;
     reg.claim(
         &Jid::from(g.owner.clone()),
         Claim {

@@ -43,6 +43,7 @@ use crate::index::names::NameId;
 use crate::index::postings::{Postings, ValueMap};
 use crate::index::{Index, TagIndex};
 use crate::query::operator::{Interval, Operator, Selection, ValueKind};
+use crate::query::pattern::Mask;
 use crate::records::{Records, ValueRef};
 use crate::tag::Number;
 
@@ -294,12 +295,17 @@ fn union_keys<'a, K: Ord + 'a>(
     }
 }
 
-fn interval_str<'a>(
-    map: &'a ValueMap<Box<str>>,
-    i: &Interval<'a, str>,
+/// Materialises the keys of `map` inside interval `i` (one probe for a point).
+fn interval<'a, K, Q>(
+    map: &'a ValueMap<K>,
+    i: &Interval<'a, Q>,
     budget: usize,
     max_ids: u64,
-) -> Mat<'a> {
+) -> Mat<'a>
+where
+    K: Ord + std::borrow::Borrow<Q>,
+    Q: Ord + ?Sized,
+{
     if let (Bound::Included(a), Bound::Included(b)) = (i.lo, i.hi) {
         if a == b {
             return map.get(a).map_or(Mat::Nothing, |p| Mat::Exact(p.into()));
@@ -308,18 +314,15 @@ fn interval_str<'a>(
     union_keys(map.range(i.lo, i.hi), budget, max_ids, |_| true)
 }
 
-fn interval_num<'a>(
-    map: &'a ValueMap<Number>,
-    i: &Interval<'a, Number>,
-    budget: usize,
-    max_ids: u64,
-) -> Mat<'a> {
-    if let (Bound::Included(a), Bound::Included(b)) = (i.lo, i.hi) {
-        if a == b {
-            return map.get(a).map_or(Mat::Nothing, |p| Mat::Exact(p.into()));
-        }
-    }
-    union_keys(map.range(i.lo, i.hi), budget, max_ids, |_| true)
+/// Materialises a mask: walks the keys starting with its literal prefix and
+/// unions those the DFA accepts.
+fn mask_keys<'a>(tag: &'a TagIndex, m: &'a Mask, budget: usize, max_ids: u64) -> Mat<'a> {
+    let prefix = m.prefix();
+    let keys = tag
+        .strs
+        .range::<str>(Bound::Included(prefix), Bound::Unbounded)
+        .take_while(|(k, _)| k.starts_with(prefix));
+    union_keys(keys, budget, max_ids, |k| m.is_match(k))
 }
 
 fn is_closed<T: ?Sized>(i: &Interval<'_, T>) -> bool {
@@ -335,14 +338,14 @@ fn materialize<'a>(b: &Bound_<'a>, cheap_only: bool, max_ids: u64) -> Mat<'a> {
             if cheap_only && !point {
                 return Mat::Verify;
             }
-            interval_str(&b.tag.strs, &i, budget(RANGE_KEY_BUDGET), max_ids)
+            interval(&b.tag.strs, &i, budget(RANGE_KEY_BUDGET), max_ids)
         }
         Selection::NumIn(i) => {
             let point = matches!((i.lo, i.hi), (Bound::Included(a), Bound::Included(c)) if a == c);
             if cheap_only && !point {
                 return Mat::Verify;
             }
-            interval_num(&b.tag.nums, &i, budget(RANGE_KEY_BUDGET), max_ids)
+            interval(&b.tag.nums, &i, budget(RANGE_KEY_BUDGET), max_ids)
         }
         Selection::StrMask(m) => {
             if m.is_literal() {
@@ -355,13 +358,7 @@ fn materialize<'a>(b: &Bound_<'a>, cheap_only: bool, max_ids: u64) -> Mat<'a> {
             if cheap_only || m.prefix().is_empty() && b.tag.strs.distinct() > MASK_KEY_BUDGET {
                 return Mat::Verify;
             }
-            let prefix = m.prefix();
-            let keys = b
-                .tag
-                .strs
-                .range::<str>(Bound::Included(prefix), Bound::Unbounded)
-                .take_while(|(k, _)| k.starts_with(prefix));
-            union_keys(keys, MASK_KEY_BUDGET, max_ids, |k| m.is_match(k))
+            mask_keys(b.tag, m, MASK_KEY_BUDGET, max_ids)
         }
         Selection::StrOut(_) | Selection::NumOut(_) => Mat::Verify,
     }
@@ -612,20 +609,12 @@ fn estimated_keys(b: &Bound_<'_>) -> Option<u64> {
 /// Materialises a verified operator with a larger key budget.
 fn escalate<'a>(b: &Bound_<'a>, budget: usize) -> Mat<'a> {
     match b.op.selection() {
-        Selection::StrIn(i) => interval_str(&b.tag.strs, &i, budget, u64::MAX),
-        Selection::NumIn(i) => interval_num(&b.tag.nums, &i, budget, u64::MAX),
+        Selection::StrIn(i) => interval(&b.tag.strs, &i, budget, u64::MAX),
+        Selection::NumIn(i) => interval(&b.tag.nums, &i, budget, u64::MAX),
         Selection::StrMask(m) if m.prefix().is_empty() && b.tag.strs.distinct() > budget => {
             Mat::Verify
         }
-        Selection::StrMask(m) => {
-            let prefix = m.prefix();
-            let keys = b
-                .tag
-                .strs
-                .range::<str>(Bound::Included(prefix), Bound::Unbounded)
-                .take_while(|(k, _)| k.starts_with(prefix));
-            union_keys(keys, budget, u64::MAX, |k| m.is_match(k))
-        }
+        Selection::StrMask(m) => mask_keys(b.tag, m, budget, u64::MAX),
         Selection::StrOut(_) | Selection::NumOut(_) => Mat::Verify,
     }
 }
