@@ -214,3 +214,25 @@ mod tests {
         assert!(!m.is_match("Malmo"));
     }
 }
+
+#[cfg(test)]
+mod hostile {
+    use super::*;
+
+    #[test]
+    fn long_and_wildcard_heavy_masks_compile_or_fail_cleanly() {
+        for mask in [
+            "*".repeat(128),
+            "a*".repeat(64),
+            "é*".repeat(64),
+            "*a*b*c*d*e*f*g*h*i*j*k*l*m*n*o*p*q*r*s*t*u*v*w*x*y*z*".repeat(2),
+        ] {
+            match Mask::new(&mask, Some("*")) {
+                Ok(m) => {
+                    let _ = m.is_match(&"a".repeat(128));
+                }
+                Err(e) => assert!(e.0.contains("cannot be compiled"), "{e}"),
+            }
+        }
+    }
+}
