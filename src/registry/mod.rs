@@ -209,6 +209,8 @@ fn check_count(config: &Config, n: usize) -> Result<(), RegistryError> {
 
 fn owned(v: ValueRef<'_>) -> TagValue {
     match v {
+        // Most values fit inline; `new_inline` skips `new`'s checks.
+        ValueRef::Str(s) if s.len() <= 23 => TagValue::Str(smol_str::SmolStr::new_inline(s)),
         ValueRef::Str(s) => TagValue::Str(s.into()),
         ValueRef::Num(n) => TagValue::Num(n),
     }
