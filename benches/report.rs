@@ -21,7 +21,7 @@ use baseline::naive::{self, Naive};
 use baseline::sqlite::{self, LoadTiming, Sqlite};
 use baseline::{Answer, iotdisco_answer};
 use iotdisco::datagen::{self, GenThing};
-use iotdisco::{Config, Jid, NodeAddress, Register, RegisterOutcome, Registry, RegistryError};
+use iotdisco::{Config, NodeAddress, Register, RegisterOutcome, Registry};
 
 /// Query floors: iotdisco must be at least this many times faster than SQLite.
 const QUERY_FLOORS: [(&str, f64); 5] = [
@@ -198,27 +198,13 @@ fn register_only(pop: &[GenThing]) -> Duration {
     d
 }
 
-/// The `register_batch` requests for a population, one per thing, as `register`
-/// takes them (built before any timer starts).
-fn batch_requests(pop: &[GenThing]) -> Vec<(Jid, Register)> {
-    pop.iter().map(datagen::register_request).collect()
-}
-
-/// Registers `things` with one `register_batch` call.
-fn load_batch(
-    reg: &Registry,
-    things: Vec<(Jid, Register)>,
-) -> Vec<Result<RegisterOutcome, RegistryError>> {
-    reg.register_batch(things)
-}
-
 /// Registers every thing (no claim) into a fresh registry with one
 /// `register_batch` call, timed; the requests are built before the timer.
 fn register_batch_only(pop: &[GenThing]) -> Duration {
     let reg = Registry::new(Config::default());
-    let requests = batch_requests(pop);
+    let requests = baseline::batch_requests(pop);
     let t = Instant::now();
-    let outcomes = load_batch(&reg, requests);
+    let outcomes = reg.register_batch(requests);
     let d = t.elapsed();
     assert_eq!(outcomes.len(), pop.len());
     assert!(

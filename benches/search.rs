@@ -19,7 +19,7 @@ use baseline::naive::Naive;
 use baseline::sqlite::{self, Sqlite};
 use baseline::{Answer, install_all, iotdisco_answer};
 use iotdisco::datagen::{self, GenThing};
-use iotdisco::{Config, Jid, NodeAddress, Register, RegisterOutcome, Registry, RegistryError};
+use iotdisco::{Config, NodeAddress, Register, Registry};
 
 /// Things in the populations the query benches search.
 fn things() -> u64 {
@@ -68,19 +68,6 @@ fn queries(c: &mut Criterion) {
     }
 }
 
-/// The `register_batch` requests for a population.
-fn batch_requests(pop: &[GenThing]) -> Vec<(Jid, Register)> {
-    pop.iter().map(datagen::register_request).collect()
-}
-
-/// Registers `things` with one `register_batch` call.
-fn load_batch(
-    reg: &Registry,
-    things: Vec<(Jid, Register)>,
-) -> Vec<Result<RegisterOutcome, RegistryError>> {
-    reg.register_batch(things)
-}
-
 /// Things per registration batch (each batch goes into a fresh registry or
 /// database).
 const BATCH: u64 = 1_000;
@@ -114,9 +101,14 @@ fn register(c: &mut Criterion) {
     });
     g.bench_function("iotdisco_register_batch", |b| {
         b.iter_batched(
-            || (Registry::new(Config::default()), batch_requests(&pop)),
+            || {
+                (
+                    Registry::new(Config::default()),
+                    baseline::batch_requests(&pop),
+                )
+            },
             |(reg, requests)| {
-                let outcomes = load_batch(&reg, requests);
+                let outcomes = reg.register_batch(requests);
                 (reg, outcomes)
             },
             BatchSize::PerIteration,

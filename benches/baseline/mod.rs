@@ -129,6 +129,12 @@ pub fn iotdisco_answer(reg: &Registry, search: &Search) -> Answer {
     Answer::of_result(&reg.search(search).expect("search failed"))
 }
 
+/// The `register_batch` requests for a population, one per thing (built before
+/// any timer starts).
+pub fn batch_requests(pop: &[GenThing]) -> Vec<(iotdisco::Jid, iotdisco::Register)> {
+    pop.iter().map(datagen::register_request).collect()
+}
+
 /// Registers and claims (public) every thing, in order.
 pub fn install_all(reg: &Registry, pop: &[GenThing]) {
     for g in pop {

@@ -305,21 +305,7 @@ impl Sqlite {
     /// Runs the page query, the count query and the fetch of the page's things,
     /// and builds the owned page.
     pub fn run(&self, q: &SqlQuery) -> SqlAnswer {
-        let mut st = self.conn.prepare_cached(&q.page_sql).expect("prepare page");
-        let mut ids: Vec<i64> = st
-            .query_map(params_from_iter(q.params.iter()), |r| r.get::<_, i64>(0))
-            .expect("page query")
-            .map(|r| r.expect("row"))
-            .collect();
-        let more = ids.len() > PAGE;
-        ids.truncate(PAGE);
-        let mut st = self
-            .conn
-            .prepare_cached(&q.count_sql)
-            .expect("prepare count");
-        let count: i64 = st
-            .query_row(params_from_iter(q.params.iter()), |r| r.get(0))
-            .expect("count query");
+        let (ids, more, count) = self.run_ids(q);
         let things = if ids.is_empty() {
             Vec::new()
         } else {
@@ -328,7 +314,7 @@ impl Sqlite {
         SqlAnswer {
             page: SqlPage { things, more },
             ids,
-            count: count as u64,
+            count,
         }
     }
 
