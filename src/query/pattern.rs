@@ -1,23 +1,19 @@
-//! `strMask` patterns, compiled once per search into a DFA.
+//! `strMask` patterns: literal text in which the request's wildcard string stands
+//! for any run of characters (including none). Nothing else is special.
 //!
-//! A mask is literal text in which the request's wildcard string stands for any
-//! run of characters (including none); nothing else is special. It compiles to an
-//! anchored regular expression (`literal.*literal...\z`) built by
-//! `regex-automata` into a dense DFA under a size limit, and the index runs that
-//! DFA over the tag's sorted values, starting at the mask's literal prefix (the
-//! text before the first wildcard) so `39487*` only looks at values that start with
-//! `39487`. Running a DFA is a table lookup per byte and stops at the first dead
-//! state.
+//! A mask is split once at its wildcards into literal pieces `p0 * p1 * ... * pn`.
+//! A value matches when it starts with `p0`, ends with `pn` (without the two
+//! overlapping) and holds `p1 .. pn-1` in order in between. Taking the leftmost
+//! occurrence of each middle piece is always right for patterns whose only
+//! metacharacter is "any run" (an earlier end leaves more room for the rest), so a
+//! match is one substring search per piece: linear in the value, no automaton to
+//! build, and nothing a hostile mask can blow up. Compiling a mask costs one split,
+//! which matters on the stanza path where every search arrives as text.
+//!
+//! The index walks a tag's sorted values starting at the mask's literal prefix
+//! (`p0`), so `39487*` only looks at values that start with `39487`.
 
 use std::fmt;
-
-use regex_automata::dfa::{Automaton, StartKind, dense};
-use regex_automata::util::primitives::StateID;
-use regex_automata::util::start;
-use regex_automata::{Anchored, util::syntax};
-
-/// The biggest DFA one pattern may build, in bytes.
-pub const DFA_SIZE_LIMIT: usize = 1 << 20;
 
 /// Why a pattern was rejected.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,17 +27,19 @@ impl fmt::Display for PatternError {
 
 impl std::error::Error for PatternError {}
 
+/// The most wildcards one mask may hold.
+pub const MAX_WILDCARDS: usize = 64;
+
 /// A compiled `strMask` (cheap to clone: the compiled form is shared).
 #[derive(Clone)]
 pub struct Mask(std::sync::Arc<Compiled>);
 
+/// Invariant: `pieces.len() == 1` for a literal mask (then `pieces[0] == source`),
+/// otherwise `pieces.len() >= 2` with the first and last pieces possibly empty.
 struct Compiled {
     source: Box<str>,
     wildcard: Option<Box<str>>,
-    prefix: Box<str>,
-    literal: bool,
-    dfa: dense::DFA<Vec<u32>>,
-    start: StateID,
+    pieces: Box<[Box<str>]>,
 }
 
 impl fmt::Debug for Mask {
@@ -59,75 +57,26 @@ impl PartialEq for Mask {
     }
 }
 
-fn is_meta(c: char) -> bool {
-    matches!(
-        c,
-        '\\' | '.'
-            | '+'
-            | '*'
-            | '?'
-            | '('
-            | ')'
-            | '|'
-            | '['
-            | ']'
-            | '{'
-            | '}'
-            | '^'
-            | '$'
-            | '#'
-            | '&'
-            | '-'
-            | '~'
-    )
-}
-
-fn escape_into(out: &mut String, lit: &str) {
-    for c in lit.chars() {
-        if is_meta(c) {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-}
-
 impl Mask {
     /// Compiles a mask. `wildcard` is the request's `wildcard` attribute; `None` or
-    /// an empty string means the whole mask is literal.
+    /// an empty string means the whole mask is literal. Fails only when the mask
+    /// holds more than [`MAX_WILDCARDS`] wildcards.
     pub fn new(mask: &str, wildcard: Option<&str>) -> Result<Self, PatternError> {
         let wildcard = wildcard.filter(|w| !w.is_empty());
-        let pieces: Vec<&str> = match wildcard {
-            Some(w) => mask.split(w).collect(),
-            None => vec![mask],
+        let pieces: Box<[Box<str>]> = match wildcard {
+            Some(w) => mask.split(w).map(Into::into).collect(),
+            None => Box::new([mask.into()]),
         };
-        let mut re = String::from("(?s)");
-        for (i, piece) in pieces.iter().enumerate() {
-            if i > 0 {
-                re.push_str(".*");
-            }
-            escape_into(&mut re, piece);
+        if pieces.len() > MAX_WILDCARDS + 1 {
+            return Err(PatternError(format!(
+                "mask '{}' holds more than {MAX_WILDCARDS} wildcards",
+                mask.chars().take(64).collect::<String>()
+            )));
         }
-        re.push_str("\\z");
-        let dfa = dense::Builder::new()
-            .configure(
-                dense::Config::new()
-                    .start_kind(StartKind::Anchored)
-                    .dfa_size_limit(Some(DFA_SIZE_LIMIT))
-                    .determinize_size_limit(Some(DFA_SIZE_LIMIT)),
-            )
-            .syntax(syntax::Config::new().unicode(true).utf8(true))
-            .build(&re)
-            .map_err(|e| PatternError(format!("mask '{mask}' cannot be compiled: {e}")))?;
-        let start = dfa
-            .start_state(&start::Config::new().anchored(Anchored::Yes))
-            .map_err(|e| PatternError(format!("mask '{mask}' cannot be compiled: {e}")))?;
         Ok(Mask(std::sync::Arc::new(Compiled {
             source: mask.into(),
             wildcard: wildcard.map(Into::into),
-            prefix: pieces[0].into(),
-            literal: pieces.len() == 1,
-            dfa,
-            start,
+            pieces,
         })))
     }
 
@@ -143,28 +92,35 @@ impl Mask {
 
     /// The literal text before the first wildcard: every match starts with it.
     pub fn prefix(&self) -> &str {
-        &self.0.prefix
+        &self.0.pieces[0]
     }
 
     /// Whether the mask has no wildcard (then it is plain equality).
     pub fn is_literal(&self) -> bool {
-        self.0.literal
+        self.0.pieces.len() == 1
     }
 
     /// Whether a whole value matches.
     pub fn is_match(&self, value: &str) -> bool {
-        let c = &*self.0;
-        if c.literal {
-            return value == &*c.source;
+        let pieces = &self.0.pieces;
+        let (first, last) = (&*pieces[0], &*pieces[pieces.len() - 1]);
+        if pieces.len() == 1 {
+            return value == first;
         }
-        let mut sid = c.start;
-        for &b in value.as_bytes() {
-            sid = c.dfa.next_state(sid, b);
-            if c.dfa.is_dead_state(sid) {
-                return false;
+        if value.len() < first.len() + last.len()
+            || !value.starts_with(first)
+            || !value.ends_with(last)
+        {
+            return false;
+        }
+        let mut rest = &value[first.len()..value.len() - last.len()];
+        for piece in &pieces[1..pieces.len() - 1] {
+            match rest.find(&**piece) {
+                Some(at) => rest = &rest[at + piece.len()..],
+                None => return false,
             }
         }
-        c.dfa.is_match_state(c.dfa.next_eoi_state(sid))
+        true
     }
 }
 
@@ -207,6 +163,53 @@ mod tests {
         assert!(m.is_match("<é>zz\\"));
     }
 
+    /// Backtracking glob match: obviously right, exponential, fine for short input.
+    fn glob(p: &[&str], v: &str) -> bool {
+        match p {
+            [] => v.is_empty(),
+            [only] => v == *only,
+            [first, rest @ ..] => {
+                let Some(tail) = v.strip_prefix(first) else {
+                    return false;
+                };
+                // `*` then the rest: try every split point of the tail.
+                tail.char_indices()
+                    .map(|(i, _)| i)
+                    .chain([tail.len()])
+                    .any(|i| glob_star(rest, &tail[i..]))
+            }
+        }
+    }
+
+    fn glob_star(p: &[&str], v: &str) -> bool {
+        glob(p, v)
+    }
+
+    #[test]
+    fn leftmost_matching_agrees_with_backtracking() {
+        let alphabet = ["a", "b", "ab", "ba", ""];
+        let values = [
+            "", "a", "b", "ab", "ba", "aab", "abab", "bab", "abba", "aaa", "babab",
+        ];
+        for x in alphabet {
+            for y in alphabet {
+                for z in alphabet {
+                    for pattern in [
+                        format!("{x}*{y}*{z}"),
+                        format!("{x}*{y}"),
+                        format!("{x}{y}*{z}"),
+                    ] {
+                        let m = Mask::new(&pattern, Some("*")).unwrap();
+                        let pieces: Vec<&str> = pattern.split('*').collect();
+                        for v in values {
+                            assert_eq!(m.is_match(v), glob(&pieces, v), "{pattern} ~ {v}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn unicode_wildcard_runs() {
         let m = Mask::new("*ö*", Some("*")).unwrap();
@@ -231,7 +234,7 @@ mod hostile {
                 Ok(m) => {
                     let _ = m.is_match(&"a".repeat(128));
                 }
-                Err(e) => assert!(e.0.contains("cannot be compiled"), "{e}"),
+                Err(e) => assert!(e.0.contains("wildcards"), "{e}"),
             }
         }
     }
