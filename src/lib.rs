@@ -30,6 +30,7 @@
 
 pub mod config;
 pub mod datagen;
+pub mod engine;
 pub mod index;
 pub mod jid;
 pub mod query;
@@ -39,8 +40,10 @@ pub mod store;
 mod sync;
 pub mod tag;
 pub mod thing;
+pub mod wire;
 
 pub use config::Config;
+pub use engine::{Engine, EngineConfig, Foreign, Handled, Outbox};
 pub use jid::{BareJid, Jid};
 pub use query::Search;
 pub use registry::{

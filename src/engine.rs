@@ -1,0 +1,684 @@
+//! The sans-I/O engine: stanza bytes in, stanza bytes out.
+//!
+//! [`Engine`] wraps a [`Registry`] with the wire format. The host (an XMPP
+//! server module, the XEP-0114 component, a test) owns the sockets and the clock
+//! and drives it with three calls, each appending the stanzas to send to an
+//! [`Outbox`]:
+//!
+//! - [`Engine::handle`]: one `<iq/>` as received, `from` stamped by the server.
+//!   Requests get their reply (and notifications to things, `<iq type='set'/>`
+//!   with ids the engine generates); a thing's `result`/`error` to one of those
+//!   notifications is matched by id and sender. Anything else is
+//!   [`Handled::NotMine`] and the host routes it elsewhere.
+//! - [`Engine::presence`]: a full JID became available or unavailable.
+//! - [`Engine::tick`]: the host's clock passed [`Engine::next_deadline`].
+//!
+//! A disown is the one request whose reply waits: the engine sends `disowned` to
+//! the thing and answers the owner when the thing acknowledges (empty result),
+//! refuses, goes offline or stays silent past the time-out (`not-allowed`).
+//! Things built on Smack register a handler for an element named `disown`, not
+//! `disowned`; with [`EngineConfig::disown_element_fallback`] on (the default),
+//! a thing that answers `disowned` with `feature-not-implemented` or
+//! `service-unavailable` gets the same notification once more as `disown`.
+//!
+//! Invariants: every reply goes to the request's `from` with its `id`, from the
+//! address the request was sent `to`; every notification waiting for an answer
+//! is in the outstanding table under its id until answered, expired or evicted;
+//! the table never holds more than [`EngineConfig::max_outstanding`] entries.
+//! The engine is `Sync`: any number of threads may call it at once (searches
+//! run in parallel; notification bookkeeping takes one short lock).
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt::Write as _;
+
+use crate::jid::{BareJid, Jid, JidError};
+use crate::registry::{
+    Notification, NotificationKind, PendingId, RegisterOutcome, Registry, RegistryError,
+    UpdateOutcome,
+};
+use crate::sync::{AtomicU64, Mutex, Ordering};
+use crate::thing::NodeAddress;
+use crate::wire::dialect::{self, Dialect};
+use crate::wire::request::{self, Body, Head, Incoming, Limits, Refusal, Request};
+use crate::wire::write::{self, StanzaError};
+
+/// What to do with a `get`/`set` whose payload is in a namespace the engine does
+/// not serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Foreign {
+    /// Return [`Handled::NotMine`]: the host routes it elsewhere (a server
+    /// module).
+    NotMine,
+    /// Answer `service-unavailable` (a component that owns its address).
+    ServiceUnavailable,
+}
+
+/// Settings of the wire layer (the registry's own are in [`crate::Config`]).
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Largest stanza accepted, in bytes (larger ones get `bad-request`).
+    pub max_stanza_bytes: usize,
+    /// Deepest element nesting accepted (the `<iq/>` is depth 1).
+    pub max_depth: usize,
+    /// Policy for requests in other namespaces.
+    pub foreign: Foreign,
+    /// Retry a refused `disowned` notification once as `disown` (Smack things).
+    pub disown_element_fallback: bool,
+    /// How long a `claimed` or `removed` notification waits for its answer
+    /// before it is forgotten, in milliseconds.
+    pub notification_timeout_ms: u64,
+    /// Most notifications waiting for an answer at once; past it the oldest
+    /// `claimed`/`removed` entry is forgotten.
+    pub max_outstanding: usize,
+    /// The `name` of the disco#info identity.
+    pub identity_name: String,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            max_stanza_bytes: 128 * 1024,
+            max_depth: 16,
+            foreign: Foreign::NotMine,
+            disown_element_fallback: true,
+            notification_timeout_ms: 30_000,
+            max_outstanding: 200_000,
+            identity_name: "Thing Registry".into(),
+        }
+    }
+}
+
+/// What [`Engine::handle`] did with a stanza.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handled {
+    /// Processed; whatever must be sent was appended to the outbox (possibly
+    /// nothing, e.g. for a thing's answer, or a disown still waiting).
+    Done,
+    /// Not a discovery or service discovery IQ, nor an answer to one of our
+    /// notifications: route it elsewhere. Nothing was appended.
+    NotMine,
+    /// An `<iq/>` so broken no reply can be addressed (no `id`, no or bad
+    /// `from`): dropped, with the reason. Nothing was appended.
+    Dropped(String),
+}
+
+/// Stanzas to send, in order, in one reusable buffer.
+#[derive(Debug, Default, Clone)]
+pub struct Outbox {
+    buf: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Outbox {
+    /// An empty outbox.
+    pub fn new() -> Self {
+        Outbox::default()
+    }
+
+    /// Forgets every stanza (keeps the memory).
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.ends.clear();
+    }
+
+    /// How many stanzas.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Stanza `i`.
+    pub fn get(&self, i: usize) -> Option<&[u8]> {
+        let end = *self.ends.get(i)?;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        Some(&self.buf[start..end])
+    }
+
+    /// The stanzas in order.
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        (0..self.ends.len()).filter_map(|i| self.get(i))
+    }
+
+    /// The stanzas as strings (they are always UTF-8), for tests and logs.
+    pub fn to_strings(&self) -> Vec<String> {
+        self.iter()
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+            .collect()
+    }
+
+    /// Appends one stanza written by `f`.
+    fn push(&mut self, f: impl FnOnce(&mut Vec<u8>)) {
+        f(&mut self.buf);
+        self.ends.push(self.buf.len());
+    }
+}
+
+/// Where a reply goes: the request's addressing.
+struct ReplyTo {
+    from: String,
+    to: String,
+    id: String,
+}
+
+/// What a notification waiting for an answer was about.
+#[derive(Debug)]
+enum What {
+    Claimed,
+    Removed,
+    Disown {
+        pending: PendingId,
+        retried: bool,
+        node: NodeAddress,
+        dialect: &'static Dialect,
+    },
+}
+
+#[derive(Debug)]
+struct Sent {
+    to: Jid,
+    deadline: u64,
+    what: What,
+}
+
+/// The owner waiting for the outcome of a disown.
+struct OwnerReply {
+    reply: ReplyTo,
+    /// The id of the notification currently out for it.
+    notification: Box<str>,
+}
+
+#[derive(Default)]
+struct Outstanding {
+    sent: HashMap<Box<str>, Sent>,
+    by_deadline: BTreeSet<(u64, Box<str>)>,
+    disowns: HashMap<PendingId, OwnerReply>,
+}
+
+impl Outstanding {
+    fn insert(&mut self, id: Box<str>, s: Sent) {
+        self.by_deadline.insert((s.deadline, id.clone()));
+        self.sent.insert(id, s);
+    }
+
+    fn take(&mut self, id: &str) -> Option<Sent> {
+        let s = self.sent.remove(id)?;
+        self.by_deadline.remove(&(s.deadline, Box::from(id)));
+        Some(s)
+    }
+}
+
+/// The sans-I/O discovery engine. See the module documentation.
+pub struct Engine {
+    registry: Registry,
+    jid: String,
+    config: EngineConfig,
+    limits: Limits,
+    outstanding: Mutex<Outstanding>,
+    id_prefix: String,
+    next_id: AtomicU64,
+}
+
+impl Engine {
+    /// An engine serving `registry` at the address `jid` (the component's
+    /// domain, or the registry's bare JID); `jid` is the `from` of
+    /// notifications.
+    pub fn new(jid: &str, registry: Registry, config: EngineConfig) -> Result<Self, JidError> {
+        let jid = BareJid::parse(jid)?.as_str().to_string();
+        let limits = Limits {
+            max_stanza_bytes: config.max_stanza_bytes,
+            max_depth: config.max_depth.max(3),
+            max_tags: registry.config().max_tags_per_thing,
+            max_operators: registry.config().max_search_operators,
+        };
+        let mut seed = [0u8; 4];
+        // Ids only need to differ between runs; a clock-free fallback is fine.
+        let _ = getrandom::fill(&mut seed);
+        Ok(Engine {
+            registry,
+            jid,
+            config,
+            limits,
+            outstanding: Mutex::new(Outstanding::default()),
+            id_prefix: format!("d{:08x}", u32::from_le_bytes(seed)),
+            next_id: AtomicU64::new(1),
+        })
+    }
+
+    /// The registry behind the engine.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The engine's address.
+    pub fn jid(&self) -> &str {
+        &self.jid
+    }
+
+    /// Notifications waiting for an answer.
+    pub fn outstanding(&self) -> usize {
+        self.outstanding.lock().sent.len()
+    }
+
+    /// Handles one stanza received at `now_ms` (host clock), appending what to
+    /// send to `out`.
+    pub fn handle(&self, stanza: &[u8], now_ms: u64, out: &mut Outbox) -> Handled {
+        let (head, body) = match request::parse(stanza, &self.limits) {
+            Incoming::NotIq => return Handled::NotMine,
+            Incoming::Unaddressable(why) => return Handled::Dropped(why),
+            Incoming::Iq(head, body) => (head, body),
+        };
+        let reply = ReplyTo {
+            from: head.to.clone().unwrap_or_else(|| self.jid.clone()),
+            to: head.from.clone(),
+            id: head.id.clone(),
+        };
+        match body {
+            Body::Discovery(d, req) => self.serve(d, req, &head, reply, now_ms, out),
+            Body::DiscoInfo(node) => {
+                out.push(|b| match node {
+                    Some(_) => write::error(
+                        b,
+                        &reply.from,
+                        &reply.to,
+                        &reply.id,
+                        &StanzaError::new("cancel", "item-not-found"),
+                    ),
+                    None => self.disco_info(b, &reply),
+                });
+            }
+            Body::DiscoItems(node) => {
+                out.push(|b| match node {
+                    Some(_) => write::error(
+                        b,
+                        &reply.from,
+                        &reply.to,
+                        &reply.id,
+                        &StanzaError::new("cancel", "item-not-found"),
+                    ),
+                    None => {
+                        write::iq_open(b, "result", &reply.from, &reply.to, &reply.id);
+                        b.extend_from_slice(b"><query xmlns='");
+                        b.extend_from_slice(dialect::DISCO_ITEMS.as_bytes());
+                        b.extend_from_slice(b"'/></iq>");
+                    }
+                });
+            }
+            Body::Refused(_, why) => {
+                let e = match why {
+                    Refusal::BadRequest(t) => StanzaError::bad_request(t),
+                    Refusal::Unsupported(t) => StanzaError {
+                        kind: "cancel",
+                        condition: "feature-not-implemented",
+                        text: Some(t),
+                    },
+                };
+                out.push(|b| write::error(b, &reply.from, &reply.to, &reply.id, &e));
+            }
+            Body::Foreign => match self.config.foreign {
+                Foreign::NotMine => return Handled::NotMine,
+                Foreign::ServiceUnavailable => out.push(|b| {
+                    write::error(
+                        b,
+                        &reply.from,
+                        &reply.to,
+                        &reply.id,
+                        &StanzaError::new("cancel", "service-unavailable"),
+                    )
+                }),
+            },
+            Body::Answer(condition) => return self.answer(&head, condition, now_ms, out),
+        }
+        Handled::Done
+    }
+
+    /// The host reports that `jid` became available or unavailable at `now_ms`.
+    /// A thing that goes away while a disown waits for it fails that disown at
+    /// once (the owner gets `not-allowed`).
+    pub fn presence(
+        &self,
+        jid: &str,
+        available: bool,
+        now_ms: u64,
+        out: &mut Outbox,
+    ) -> Result<(), JidError> {
+        let jid = Jid::parse(jid)?;
+        let mut o = self.outstanding.lock();
+        self.registry.presence(&jid, available);
+        if available {
+            return Ok(());
+        }
+        let gone: Vec<(PendingId, Box<str>)> = o
+            .disowns
+            .iter()
+            .filter(|(_, r)| {
+                o.sent.get(&r.notification).is_some_and(|s| {
+                    s.to.bare() == jid.bare()
+                        && (jid.resource().is_none() || s.to.resource() == jid.resource())
+                })
+            })
+            .map(|(p, r)| (*p, r.notification.clone()))
+            .collect();
+        for (pending, id) in gone {
+            o.take(&id);
+            if let Some(res) = self.registry.resolve_disown(pending, false, now_ms) {
+                self.disown_done(&mut o, res.pending, res.result, out);
+            }
+        }
+        Ok(())
+    }
+
+    /// Fails what timed out at `now_ms`: disowns (the owner gets `not-allowed`)
+    /// and forgotten notifications.
+    pub fn tick(&self, now_ms: u64, out: &mut Outbox) {
+        let mut o = self.outstanding.lock();
+        for res in self.registry.expire(now_ms) {
+            self.disown_done(&mut o, res.pending, res.result, out);
+        }
+        while let Some((deadline, _)) = o.by_deadline.first() {
+            if *deadline > now_ms {
+                break;
+            }
+            if let Some((_, id)) = o.by_deadline.pop_first() {
+                o.sent.remove(&id);
+            }
+        }
+    }
+
+    /// When [`Engine::tick`] should next be called, if anything waits.
+    pub fn next_deadline(&self) -> Option<u64> {
+        let o = self.outstanding.lock();
+        let mine = o.by_deadline.first().map(|(d, _)| *d);
+        match (mine, self.registry.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn serve(
+        &self,
+        d: &'static Dialect,
+        req: Request,
+        head: &Head,
+        reply: ReplyTo,
+        now_ms: u64,
+        out: &mut Outbox,
+    ) {
+        let from = &head.sender;
+        let fail = |out: &mut Outbox, e: &RegistryError| {
+            let e = StanzaError::from_registry(e);
+            out.push(|b| write::error(b, &reply.from, &reply.to, &reply.id, &e));
+        };
+        let empty = |out: &mut Outbox| {
+            out.push(|b| write::empty_result(b, &reply.from, &reply.to, &reply.id));
+        };
+        match req {
+            Request::Register(r) => match self.registry.register(from, r) {
+                Ok(RegisterOutcome::Registered) => empty(out),
+                Ok(RegisterOutcome::AlreadyClaimed { owner, public }) => out.push(|b| {
+                    write::iq_open(b, "result", &reply.from, &reply.to, &reply.id);
+                    b.push(b'>');
+                    write::claimed(b, d, owner.as_str(), Some(public), [None; 3]);
+                    b.extend_from_slice(b"</iq>");
+                }),
+                Err(e) => fail(out, &e),
+            },
+            Request::Claim(c) => match self.registry.claim(from, c) {
+                Ok(claimed) => {
+                    out.push(|b| {
+                        write::iq_open(b, "result", &reply.from, &reply.to, &reply.id);
+                        b.push(b'>');
+                        write::claimed(
+                            b,
+                            d,
+                            claimed.thing.jid.as_str(),
+                            None,
+                            write::node_of(&claimed.thing.node),
+                        );
+                        b.extend_from_slice(b"</iq>");
+                    });
+                    self.notify(d, claimed.notification, now_ms, out);
+                }
+                Err(e) => fail(out, &e),
+            },
+            Request::Update(u) => match self.registry.update(from, u) {
+                Ok(UpdateOutcome::Updated) => empty(out),
+                Ok(UpdateOutcome::Disowned) => out.push(|b| {
+                    write::iq_open(b, "result", &reply.from, &reply.to, &reply.id);
+                    b.push(b'>');
+                    write::bare_payload(b, d, "disowned", [None; 3]);
+                    b.extend_from_slice(b"</iq>");
+                }),
+                Err(e) => fail(out, &e),
+            },
+            Request::Remove(key) => match self.registry.remove(from, &key) {
+                Ok(removed) => {
+                    empty(out);
+                    self.notify(d, removed.notification, now_ms, out);
+                }
+                Err(e) => fail(out, &e),
+            },
+            Request::Unregister(node) => match self.registry.unregister(from, node) {
+                Ok(()) => empty(out),
+                Err(e) => fail(out, &e),
+            },
+            Request::Disown(key) => {
+                let mut o = self.outstanding.lock();
+                match self.registry.disown(from, &key, now_ms) {
+                    Ok(started) => {
+                        let id = self.new_id();
+                        let n = started.notification;
+                        out.push(|b| {
+                            write::iq_open(b, "set", &self.jid, &n.to.to_string(), &id);
+                            b.push(b'>');
+                            write::bare_payload(b, d, "disowned", write::node_of(&n.node));
+                            b.extend_from_slice(b"</iq>");
+                        });
+                        o.disowns.insert(
+                            started.pending,
+                            OwnerReply {
+                                reply,
+                                notification: id.clone(),
+                            },
+                        );
+                        o.insert(
+                            id,
+                            Sent {
+                                to: n.to,
+                                deadline: started.deadline_ms,
+                                what: What::Disown {
+                                    pending: started.pending,
+                                    retried: false,
+                                    node: n.node,
+                                    dialect: d,
+                                },
+                            },
+                        );
+                    }
+                    Err(e) => fail(out, &e),
+                }
+            }
+            Request::Search(s) => {
+                // The page is written while the registry's read lock is held:
+                // no copy of any record.
+                let mut written = false;
+                let r = self.registry.search_with(&s, |page| {
+                    out.push(|b| {
+                        write::iq_open(b, "result", &reply.from, &reply.to, &reply.id);
+                        b.push(b'>');
+                        write::found(b, d, page, d.owner_in_results);
+                        b.extend_from_slice(b"</iq>");
+                    });
+                    written = true;
+                });
+                if let Err(e) = r {
+                    debug_assert!(!written);
+                    fail(out, &e);
+                }
+            }
+        }
+    }
+
+    fn disco_info(&self, b: &mut Vec<u8>, reply: &ReplyTo) {
+        write::iq_open(b, "result", &reply.from, &reply.to, &reply.id);
+        b.extend_from_slice(b"><query xmlns='");
+        b.extend_from_slice(dialect::DISCO_INFO.as_bytes());
+        b.extend_from_slice(b"'><identity category='component' type='generic'");
+        write::attr(b, "name", &self.config.identity_name);
+        b.extend_from_slice(b"/>");
+        let mut features: Vec<&str> = vec![dialect::DISCO_INFO, dialect::DISCO_ITEMS];
+        features.extend(dialect::DIALECTS.iter().map(|d| d.namespace));
+        for f in features {
+            b.extend_from_slice(b"<feature");
+            write::attr(b, "var", f);
+            b.extend_from_slice(b"/>");
+        }
+        b.extend_from_slice(b"</query></iq>");
+    }
+
+    fn new_id(&self) -> Box<str> {
+        let n = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut s = String::with_capacity(self.id_prefix.len() + 8);
+        s.push_str(&self.id_prefix);
+        let _ = write!(s, "-{n}");
+        s.into()
+    }
+
+    /// Sends a `claimed` or `removed` notification and remembers it.
+    fn notify(&self, d: &'static Dialect, n: Notification, now_ms: u64, out: &mut Outbox) {
+        let id = self.new_id();
+        let what = match &n.kind {
+            NotificationKind::Claimed { .. } => What::Claimed,
+            NotificationKind::Removed => What::Removed,
+            NotificationKind::Disowned => return,
+        };
+        out.push(|b| {
+            write::iq_open(b, "set", &self.jid, &n.to.to_string(), &id);
+            b.push(b'>');
+            match &n.kind {
+                NotificationKind::Claimed { owner, public } => {
+                    write::claimed(b, d, owner.as_str(), Some(*public), write::node_of(&n.node))
+                }
+                _ => write::bare_payload(b, d, "removed", write::node_of(&n.node)),
+            }
+            b.extend_from_slice(b"</iq>");
+        });
+        let mut o = self.outstanding.lock();
+        if o.sent.len() >= self.config.max_outstanding {
+            // Forget the oldest notification that no owner waits for.
+            let victim = o
+                .by_deadline
+                .iter()
+                .find(|(_, id)| {
+                    o.sent
+                        .get(id)
+                        .is_some_and(|s| !matches!(s.what, What::Disown { .. }))
+                })
+                .map(|(_, id)| id.clone());
+            match victim {
+                Some(v) => {
+                    o.take(&v);
+                }
+                None => return,
+            }
+        }
+        o.insert(
+            id,
+            Sent {
+                to: n.to,
+                deadline: now_ms.saturating_add(self.config.notification_timeout_ms),
+                what,
+            },
+        );
+    }
+
+    /// A thing answered one of our notifications.
+    fn answer(
+        &self,
+        head: &Head,
+        condition: Option<String>,
+        now_ms: u64,
+        out: &mut Outbox,
+    ) -> Handled {
+        let mut o = self.outstanding.lock();
+        match o.sent.get(head.id.as_str()) {
+            Some(s) if s.to.bare() == head.sender.bare() => {}
+            _ => return Handled::NotMine,
+        }
+        let Some(sent) = o.take(&head.id) else {
+            return Handled::NotMine;
+        };
+        let What::Disown {
+            pending,
+            retried,
+            node,
+            dialect: d,
+        } = sent.what
+        else {
+            // claimed / removed: the answer only closes the exchange.
+            return Handled::Done;
+        };
+        let refused_element = matches!(
+            condition.as_deref(),
+            Some("feature-not-implemented" | "service-unavailable")
+        );
+        if refused_element && !retried && self.config.disown_element_fallback {
+            let id = self.new_id();
+            out.push(|b| {
+                write::iq_open(b, "set", &self.jid, &sent.to.to_string(), &id);
+                b.push(b'>');
+                write::bare_payload(b, d, "disown", write::node_of(&node));
+                b.extend_from_slice(b"</iq>");
+            });
+            if let Some(r) = o.disowns.get_mut(&pending) {
+                r.notification = id.clone();
+            }
+            o.insert(
+                id,
+                Sent {
+                    to: sent.to,
+                    deadline: sent.deadline,
+                    what: What::Disown {
+                        pending,
+                        retried: true,
+                        node,
+                        dialect: d,
+                    },
+                },
+            );
+            return Handled::Done;
+        }
+        if let Some(res) = self
+            .registry
+            .resolve_disown(pending, condition.is_none(), now_ms)
+        {
+            self.disown_done(&mut o, res.pending, res.result, out);
+        }
+        Handled::Done
+    }
+
+    /// Answers the owner of a finished disown.
+    fn disown_done(
+        &self,
+        o: &mut Outstanding,
+        pending: PendingId,
+        result: Result<(), RegistryError>,
+        out: &mut Outbox,
+    ) {
+        let Some(owner) = o.disowns.remove(&pending) else {
+            return;
+        };
+        o.take(&owner.notification);
+        let r = &owner.reply;
+        match result {
+            Ok(()) => out.push(|b| write::empty_result(b, &r.from, &r.to, &r.id)),
+            Err(e) => {
+                let e = StanzaError::from_registry(&e);
+                out.push(|b| write::error(b, &r.from, &r.to, &r.id, &e));
+            }
+        }
+    }
+}
