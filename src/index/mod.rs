@@ -7,13 +7,19 @@
 //! tag's type is per thing: one thing may register `V` as a number and another as
 //! a string; `strX` operators only see the first kind, `numX` the second.
 //!
-//! The `searchable` bitmap holds exactly the public claimed things (spec 3.15);
-//! every search is intersected with it. `KEY` is never indexed: it can never be
-//! searched (6.5), so indexing it would only cost memory.
+//! The `searchable` bitmap holds exactly the public claimed things (spec 3.15),
+//! and only those things have postings: a thing that can never be found (unclaimed,
+//! private) costs nothing in the dictionaries, so registering an unclaimed thing
+//! (the common write) touches no index. Claims find their thing through the
+//! records' fingerprint table, not here. `KEY` is never indexed: it can never be
+//! searched (6.5), so indexing it would only cost memory. Tag name use counts
+//! ([`names`]) cover every thing.
 //!
-//! Invariant: for every live thing `t` and every non-KEY tag `(n, v)` of `t`,
-//! `t` is in the posting list of `v` in `n`'s dictionary of `v`'s type and in that
-//! type's presence bitmap, and in nothing else. [`Index::check_against`] verifies it.
+//! Invariant: for every searchable thing `t` and every non-KEY tag `(n, v)` of
+//! `t`, `t` is in the posting list of `v` in `n`'s dictionary of `v`'s type and in
+//! that type's presence bitmap, and in nothing else; a thing that is not
+//! searchable is in no posting list or presence bitmap. [`Index::check_against`]
+//! verifies it.
 
 pub mod names;
 pub mod postings;
@@ -206,11 +212,17 @@ impl Index {
         self.key_name == Some(name)
     }
 
-    /// Adds one thing's tags.
-    pub fn add<'a>(&mut self, id: u32, tags: impl Iterator<Item = (NameId, ValueRef<'a>)>) {
+    /// Adds one thing's tags: name uses always, postings when `postings`
+    /// (the thing is searchable).
+    pub fn add<'a>(
+        &mut self,
+        id: u32,
+        tags: impl Iterator<Item = (NameId, ValueRef<'a>)>,
+        postings: bool,
+    ) {
         for (name, value) in tags {
             self.names.add_use(name);
-            if self.is_key(name) {
+            if !postings || self.is_key(name) {
                 continue;
             }
             let t = self.tag_mut(name);
@@ -228,11 +240,17 @@ impl Index {
         }
     }
 
-    /// Removes one thing's tags (exactly those it was added with).
-    pub fn remove<'a>(&mut self, id: u32, tags: impl Iterator<Item = (NameId, ValueRef<'a>)>) {
+    /// Removes one thing's tags (exactly those it was added with, with the same
+    /// `postings`).
+    pub fn remove<'a>(
+        &mut self,
+        id: u32,
+        tags: impl Iterator<Item = (NameId, ValueRef<'a>)>,
+        postings: bool,
+    ) {
         for (name, value) in tags {
             self.names.drop_use(name);
-            if self.is_key(name) {
+            if !postings || self.is_key(name) {
                 continue;
             }
             let t = self.tag_mut(name);
@@ -287,7 +305,7 @@ impl Index {
             }
             for (name, value) in view.tags() {
                 self.names.add_use(name);
-                if self.is_key(name) {
+                if !is_searchable || self.is_key(name) {
                     continue;
                 }
                 let i = name.0 as usize;

@@ -26,6 +26,7 @@ use std::collections::HashSet;
 
 use crate::config::Config;
 use crate::index::Index;
+use crate::index::names::NameId;
 use crate::jid::{BareJid, Jid};
 use crate::query::{Search, plan};
 use crate::records::{IdTag, NewRecord, Records, ValueRef};
@@ -35,6 +36,7 @@ use crate::tag::{KEY, Tag, TagName, TagValue};
 use crate::thing::{NodeAddress, ThingId, ThingKey, ThingRecord};
 use pending::{Pending, PendingDisown};
 use presence::{Presence, PresenceTable};
+use smallvec::SmallVec;
 pub use types::*;
 
 /// Everything behind the lock.
@@ -282,23 +284,85 @@ impl State {
             public,
             tags,
         };
+        let searchable = owner.is_some() && public;
         let id = match id {
             Some(id) => {
-                if let (true, Some(view)) = (self.indexing, self.records.view(id)) {
-                    self.index.remove(id.0, view.tags());
-                }
-                self.records.replace(id, rec);
+                self.reindex(
+                    id,
+                    tags,
+                    searchable,
+                    |records, rec| records.replace(id, rec),
+                    rec,
+                );
                 id
             }
-            None => self.records.insert(rec),
-        };
-        if self.indexing {
-            if let Some(view) = self.records.view(id) {
-                self.index.add(id.0, view.tags());
+            None => {
+                let id = self.records.insert(rec);
+                if self.indexing {
+                    if let Some(view) = self.records.view(id) {
+                        self.index.add(id.0, view.tags(), searchable);
+                    }
+                    self.index.set_searchable(id.0, searchable);
+                }
+                id
             }
-            self.index.set_searchable(id.0, owner.is_some() && public);
-        }
+        };
         Ok(id)
+    }
+
+    /// Replaces the record of `id` (through `replace`) and brings the index up
+    /// to date. When the thing is searchable before and after, only the tags that
+    /// changed touch the dictionaries (an `update` of two tags costs two removals
+    /// and two insertions, not a re-index of the whole thing).
+    fn reindex(
+        &mut self,
+        id: ThingId,
+        new_tags: &[IdTag],
+        searchable: bool,
+        replace: impl FnOnce(&mut Records, NewRecord<'_>),
+        rec: NewRecord<'_>,
+    ) {
+        if !self.indexing {
+            replace(&mut self.records, rec);
+            return;
+        }
+        let was = self.index.searchable.contains(id.0);
+        // Which new tags the old record already had (then their postings stay).
+        let mut kept: SmallVec<[bool; 16]> = SmallVec::from_elem(false, new_tags.len());
+        if let Some(view) = self.records.view(id) {
+            let same = |n: NameId, v: &ValueRef<'_>, t: &IdTag| {
+                t.0 == n
+                    && match (v, &t.1) {
+                        (ValueRef::Str(a), TagValue::Str(b)) => *a == b.as_str(),
+                        (ValueRef::Num(a), TagValue::Num(b)) => a == b,
+                        _ => false,
+                    }
+            };
+            let both = was && searchable;
+            let gone =
+                view.tags().filter(
+                    |(n, v)| match new_tags.iter().position(|t| same(*n, v, t)) {
+                        Some(i) if both && !kept[i] => {
+                            kept[i] = true;
+                            false
+                        }
+                        _ => true,
+                    },
+                );
+            self.index.remove(id.0, gone, was);
+        }
+        replace(&mut self.records, rec);
+        if let Some(view) = self.records.view(id) {
+            let mut i = 0;
+            let fresh = view.tags().filter(|_| {
+                // The record keeps the request's tag order.
+                let keep = !kept.get(i).copied().unwrap_or(false);
+                i += 1;
+                keep
+            });
+            self.index.add(id.0, fresh, searchable);
+        }
+        self.index.set_searchable(id.0, searchable);
     }
 
     /// Changes only owner and public flag (claim): store first, then the record
@@ -321,7 +385,16 @@ impl State {
             }
         }
         self.records.set_owner(id, owner, public);
-        self.index.set_searchable(id.0, owner.is_some() && public);
+        let searchable = owner.is_some() && public;
+        if self.indexing && self.index.searchable.contains(id.0) != searchable {
+            if let Some(view) = self.records.view(id) {
+                // Postings only: the name uses do not change.
+                let tags: SmallVec<[(NameId, ValueRef<'_>); 16]> = view.tags().collect();
+                self.index.remove(id.0, tags.iter().copied(), !searchable);
+                self.index.add(id.0, tags.into_iter(), searchable);
+            }
+            self.index.set_searchable(id.0, searchable);
+        }
         Ok(())
     }
 
@@ -330,7 +403,8 @@ impl State {
             store.delete(key)?;
         }
         if let Some(view) = self.records.view(id) {
-            self.index.remove(id.0, view.tags());
+            let was = self.index.searchable.contains(id.0);
+            self.index.remove(id.0, view.tags(), was);
         }
         self.index.set_searchable(id.0, false);
         self.records.remove(id);
