@@ -21,6 +21,20 @@
 //! a thing that answers `disowned` with `feature-not-implemented` or
 //! `service-unavailable` gets the same notification once more as `disown`.
 //!
+//! ```
+//! use iotdisco::{Config, Engine, EngineConfig, Handled, Outbox, Registry};
+//!
+//! let engine = Engine::new("discovery.example.org", Registry::new(Config::default()),
+//!                          EngineConfig::default()).unwrap();
+//! let mut out = Outbox::new();
+//! let stanza = b"<iq type='set' from='thing@example.org/imc' to='discovery.example.org' id='1'>\
+//!     <register xmlns='urn:xmpp:iot:discovery'><str name='SN' value='394872348732948723'/>\
+//!     <str name='KEY' value='4857402340298342'/></register></iq>";
+//! assert_eq!(engine.handle(stanza, 0, &mut out), Handled::Done);
+//! assert_eq!(out.to_strings(), ["<iq type='result' from='discovery.example.org' \
+//!     to='thing@example.org/imc' id='1'/>"]);
+//! ```
+//!
 //! Invariants: every reply goes to the request's `from` with its `id`, from the
 //! address the request was sent `to`; every notification waiting for an answer
 //! is in the outstanding table under its id until answered, expired or evicted;

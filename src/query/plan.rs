@@ -315,7 +315,7 @@ where
 }
 
 /// Materialises a mask: walks the keys starting with its literal prefix and
-/// unions those the DFA accepts.
+/// unions those the mask accepts.
 fn mask_keys<'a>(tag: &'a TagIndex, m: &'a Mask, budget: usize, max_ids: u64) -> Mat<'a> {
     let prefix = m.prefix();
     let keys = tag
