@@ -696,3 +696,53 @@ impl Engine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Config;
+
+    #[test]
+    fn the_engine_is_shared_between_threads() {
+        fn shared<T: Send + Sync>() {}
+        shared::<Engine>();
+        let engine = Engine::new(
+            "r.x",
+            Registry::new(Config::default()),
+            EngineConfig::default(),
+        )
+        .unwrap();
+        std::thread::scope(|s| {
+            for t in 0..2 {
+                let engine = &engine;
+                s.spawn(move || {
+                    let mut out = Outbox::new();
+                    for i in 0..200 {
+                        out.clear();
+                        let reg = format!(
+                            "<iq type='set' from='t{t}-{i}@x/r' to='r.x' id='{i}'><register xmlns='urn:xmpp:iot:discovery' selfOwned='true'><num name='N' value='{i}'/></register></iq>"
+                        );
+                        assert_eq!(engine.handle(reg.as_bytes(), 0, &mut out), Handled::Done);
+                        let search = "<iq type='get' from='c@x/r' to='r.x' id='s'><search xmlns='urn:xmpp:iot:discovery'><numGtEq name='N' value='0'/></search></iq>";
+                        assert_eq!(engine.handle(search.as_bytes(), 0, &mut out), Handled::Done);
+                        assert_eq!(out.len(), 2);
+                    }
+                });
+            }
+        });
+        assert_eq!(engine.registry().len(), 400);
+        engine.registry().check_consistency().unwrap();
+    }
+
+    #[test]
+    fn outbox_keeps_stanza_boundaries() {
+        let mut o = Outbox::new();
+        o.push(|b| b.extend_from_slice(b"<a/>"));
+        o.push(|b| b.extend_from_slice(b"<b/>"));
+        assert_eq!(o.get(0), Some(&b"<a/>"[..]));
+        assert_eq!(o.get(1), Some(&b"<b/>"[..]));
+        assert_eq!(o.get(2), None);
+        o.clear();
+        assert!(o.is_empty());
+    }
+}

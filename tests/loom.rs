@@ -103,3 +103,47 @@ fn pending_ids_are_unique() {
         assert_ne!(a, b);
     });
 }
+
+/// A thing's acknowledgement racing the disown's time-out: the owner gets exactly
+/// one reply, and the registry's state agrees with it.
+#[test]
+fn disown_answer_and_timeout_reply_once() {
+    use iotdisco::{Engine, EngineConfig, Handled, Outbox};
+    loom::model(|| {
+        let reg = Registry::new(Config::default());
+        register(&reg);
+        claim(&reg, "owner@x/p").unwrap();
+        let engine = Arc::new(Engine::new("registry.x", reg, EngineConfig::default()).unwrap());
+        let mut out = Outbox::new();
+        let disown = "<iq type='set' from='owner@x/p' to='registry.x' id='d'>\
+            <disown xmlns='urn:xmpp:iot:discovery' jid='thing@x'/></iq>";
+        assert_eq!(engine.handle(disown.as_bytes(), 0, &mut out), Handled::Done);
+        let s = out.to_strings();
+        let id = s[0]
+            .split("id='")
+            .nth(1)
+            .unwrap()
+            .split('\'')
+            .next()
+            .unwrap()
+            .to_string();
+        let e2 = engine.clone();
+        let t = thread::spawn(move || {
+            let mut out = Outbox::new();
+            let ack = format!("<iq type='result' from='thing@x/r' to='registry.x' id='{id}'/>");
+            e2.handle(ack.as_bytes(), 10, &mut out);
+            out.to_strings()
+        });
+        let mut ticked = Outbox::new();
+        engine.tick(u64::MAX, &mut ticked);
+        let acked = t.join().unwrap();
+        let replies: Vec<String> = acked.into_iter().chain(ticked.to_strings()).collect();
+        assert_eq!(replies.len(), 1, "{replies:?}");
+        let unclaimed = engine.registry().export()[0].owner.is_none();
+        assert_eq!(
+            replies[0].contains("type='result'"),
+            unclaimed,
+            "{replies:?}"
+        );
+    });
+}
