@@ -147,6 +147,12 @@ impl Element<'_> {
                     Cow::Owned(unescape(&text, key)?.into_owned())
                 }
             };
+            if let Some(c) = forbidden_char(&value) {
+                return err(format!(
+                    "attribute '{key}' holds the character U+{:04X}, which XML does not allow",
+                    c as u32
+                ));
+            }
             out.push((key, value));
         }
         Ok(out)
@@ -364,9 +370,29 @@ fn resolve_ref(name: &str) -> Option<char> {
                 Some(hex) => u32::from_str_radix(hex, 16).ok()?,
                 None => num.parse().ok()?,
             };
-            char::from_u32(code)?
+            char::from_u32(code).filter(|c| is_xml_char(*c))?
         }
     })
+}
+
+/// Whether XML 1.0 allows this character at all (the `Char` production): no
+/// control characters but tab, line feed and carriage return, no U+FFFE/U+FFFF.
+pub fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+/// The first byte sequence XML 1.0 does not allow in UTF-8 text (a control
+/// byte, or U+FFFE/U+FFFF), if any. The input must be valid UTF-8.
+pub fn forbidden_char(text: &str) -> Option<char> {
+    let bytes = text.as_bytes();
+    // Fast path: control bytes are rare and U+FFFE/U+FFFF start with 0xEF.
+    if !bytes
+        .iter()
+        .any(|&b| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')) || b == 0xEF)
+    {
+        return None;
+    }
+    text.chars().find(|c| !is_xml_char(*c))
 }
 
 #[cfg(test)]

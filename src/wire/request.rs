@@ -16,7 +16,7 @@ use crate::registry::{Claim, Register, Update};
 use crate::tag::{Number, Tag, TagName, TagValue, check_string};
 use crate::thing::{NodeAddress, ThingKey};
 use crate::wire::dialect::Dialect;
-use crate::wire::reader::{Attrs, Element, Item, Ns, StanzaReader, XmlError};
+use crate::wire::reader::{Attrs, Element, Item, Ns, StanzaReader, XmlError, forbidden_char};
 
 /// Limits the reader enforces before the registry sees anything.
 #[derive(Debug, Clone, Copy)]
@@ -192,12 +192,19 @@ fn head(root: &Element<'_>) -> Result<Head, String> {
         Some("error") => Some(IqType::Error),
         _ => None,
     };
+    let to = match attr(&attrs, "to") {
+        None => None,
+        Some(t) => {
+            Jid::parse(t).map_err(|e| format!("bad to: {e}"))?;
+            Some(t.to_string())
+        }
+    };
     Ok(Head {
         kind,
         id,
         from,
         sender,
-        to: attr(&attrs, "to").map(str::to_string),
+        to,
     })
 }
 
@@ -252,8 +259,14 @@ fn request(
             limits.max_stanza_bytes
         )));
     }
-    if std::str::from_utf8(bytes).is_err() {
+    let Ok(text) = std::str::from_utf8(bytes) else {
         return refuse(Refusal::BadRequest("the stanza is not valid UTF-8".into()));
+    };
+    if let Some(c) = forbidden_char(text) {
+        return refuse(Refusal::BadRequest(format!(
+            "the stanza holds the character U+{:04X}, which XML does not allow",
+            c as u32
+        )));
     }
     let Some(kind) = kind else {
         return refuse(Refusal::BadRequest(
@@ -458,8 +471,14 @@ fn children(
                     let attrs = c.attrs()?;
                     f(&c, &attrs)?;
                     if !c.empty {
-                        // Tags and operators have no content.
-                        r.skip()?;
+                        // Tags and operators have no content (white space aside).
+                        match r.next_item()? {
+                            Item::Close => {}
+                            Item::Open(_) => {
+                                return bad(format!("{} takes no child elements", c.name_text()));
+                            }
+                            Item::Eof => return bad("truncated stanza"),
+                        }
                     }
                 } else if !c.empty {
                     r.skip()?;

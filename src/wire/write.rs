@@ -86,6 +86,9 @@ pub fn escape(buf: &mut Vec<u8>, s: &str) {
             b'\t' => b"&#9;",
             b'\n' => b"&#10;",
             b'\r' => b"&#13;",
+            // Never emitted for validated input; XML cannot carry it even
+            // escaped, so it becomes U+FFFD.
+            0..=0x1f => "\u{FFFD}".as_bytes(),
             _ => continue,
         };
         buf.extend_from_slice(&bytes[start..i]);
