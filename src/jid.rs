@@ -74,6 +74,17 @@ impl BareJid {
     }
 }
 
+/// Appends `part` lower-cased (ASCII without a per-character walk).
+fn push_lower(text: &mut String, part: &str) {
+    if part.is_ascii() {
+        let start = text.len();
+        text.push_str(part);
+        text[start..].make_ascii_lowercase();
+    } else {
+        text.extend(part.chars().flat_map(char::to_lowercase));
+    }
+}
+
 impl fmt::Display for BareJid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -139,10 +150,10 @@ impl Jid {
             }) {
                 return Err(err(s, "invalid character in localpart"));
             }
-            text.extend(local.chars().flat_map(char::to_lowercase));
+            push_lower(&mut text, local);
             text.push('@');
         }
-        text.extend(domain.chars().flat_map(char::to_lowercase));
+        push_lower(&mut text, domain);
         Ok(Jid {
             bare: BareJid(text.into()),
             resource: resource.map(Into::into),

@@ -101,6 +101,15 @@ impl TagName {
         if name.chars().count() > MAX_NAME_CHARS {
             return Err(TagError::NameTooLong(shorten(name)));
         }
+        if name.is_ascii() && name.len() <= MAX_NAME_CHARS {
+            // The common case, without an intermediate String.
+            let mut buf = [0u8; MAX_NAME_CHARS];
+            let up = &mut buf[..name.len()];
+            up.copy_from_slice(name.as_bytes());
+            up.make_ascii_uppercase();
+            let up = std::str::from_utf8(up).map_err(|_| TagError::EmptyName)?;
+            return Ok(TagName(smol_str::SmolStr::new(up)));
+        }
         let upper: String = name.chars().flat_map(char::to_uppercase).collect();
         Ok(TagName(upper.into()))
     }
@@ -150,12 +159,10 @@ impl Number {
     /// Parses the text of a numeric value (XML Schema `xs:double` lexical space,
     /// finite values only).
     pub fn parse(text: &str, tag: &str) -> Result<Self, TagError> {
-        let t = text.trim();
-        let lower = t.to_ascii_lowercase();
-        if lower.contains("inf") || lower.contains("nan") {
-            return Err(TagError::NotFinite(shorten(tag)));
-        }
-        let v: f64 = t
+        // Rust's float syntax is xs:double's plus "inf"/"infinity"/"nan" in any
+        // case; those parse to non-finite values, refused by `new`.
+        let v: f64 = text
+            .trim()
             .parse()
             .map_err(|_| TagError::NotANumber(shorten(tag), text.to_string()))?;
         Number::new(v, tag)

@@ -10,6 +10,8 @@
 //! element in a discovery namespace, a value of the wrong type or a broken limit
 //! is refused with the reason.
 
+use smallvec::SmallVec;
+
 use crate::jid::{BareJid, Jid};
 use crate::query::{NumRange, Operator, Search, StrRange, pattern::Mask};
 use crate::registry::{Claim, Register, Update};
@@ -157,17 +159,20 @@ pub fn parse(bytes: &[u8], limits: &Limits) -> Incoming {
     let mut r = StanzaReader::new(bytes, limits.max_depth);
     let root = match r.next_item() {
         Ok(Item::Open(e)) => e,
+        // The root's attributes are broken: an iq nobody can answer.
+        Err(e) if r.depth() <= 1 && r.last_name() == "iq" => {
+            return Incoming::Unaddressable(e.0);
+        }
         _ => return Incoming::NotIq,
     };
     if root.name() != b"iq" || !matches!(root.ns, Ns::None | Ns::Stream) {
         return Incoming::NotIq;
     }
-    let head = match head(&root) {
+    let head = match head(r.attrs(&root)) {
         Ok(h) => h,
         Err(why) => return Incoming::Unaddressable(why),
     };
     let root_empty = root.empty;
-    drop(root);
     let body = match head.kind {
         Some(IqType::Result) => Body::Answer(None),
         Some(IqType::Error) => Body::Answer(Some(
@@ -178,21 +183,20 @@ pub fn parse(bytes: &[u8], limits: &Limits) -> Incoming {
     Incoming::Iq(head, body)
 }
 
-fn head(root: &Element<'_>) -> Result<Head, String> {
-    let attrs = root.attrs().map_err(|e| e.0)?;
-    let id = attr(&attrs, "id").ok_or("the iq has no id")?.to_string();
-    let from = attr(&attrs, "from")
+fn head(attrs: &Attrs<'_>) -> Result<Head, String> {
+    let id = attr(attrs, "id").ok_or("the iq has no id")?.to_string();
+    let from = attr(attrs, "from")
         .ok_or("the iq has no from")?
         .to_string();
     let sender = Jid::parse(&from).map_err(|e| format!("bad from: {e}"))?;
-    let kind = match attr(&attrs, "type") {
+    let kind = match attr(attrs, "type") {
         Some("get") => Some(IqType::Get),
         Some("set") => Some(IqType::Set),
         Some("result") => Some(IqType::Result),
         Some("error") => Some(IqType::Error),
         _ => None,
     };
-    let to = match attr(&attrs, "to") {
+    let to = match attr(attrs, "to") {
         None => None,
         Some(t) => {
             Jid::parse(t).map_err(|e| format!("bad to: {e}"))?;
@@ -218,7 +222,7 @@ fn error_condition(r: &mut StanzaReader<'_>, root_empty: bool) -> Option<String>
             Item::Open(e) if e.name() == b"error" && !e.empty => loop {
                 match r.next_item().ok()? {
                     Item::Open(c) if c.ns == Ns::Stanzas && c.name() != b"text" => {
-                        return Some(c.name_text().into_owned());
+                        return Some(c.name_text().to_owned());
                     }
                     Item::Open(c) if !c.empty => r.skip().ok()?,
                     Item::Open(_) => {}
@@ -281,8 +285,7 @@ fn request(
         Ns::DiscoInfo => disco_node(r, &payload).map(|n| (Body::DiscoInfo(n), IqType::Get)),
         _ => disco_node(r, &payload).map(|n| (Body::DiscoItems(n), IqType::Get)),
     };
-    let name = payload.name_text().into_owned();
-    drop(payload);
+    let name = payload.name_text().to_owned();
     let (body, want) = match parsed {
         Ok(x) => x,
         Err(why) => return refuse(why),
@@ -309,8 +312,7 @@ fn request(
 }
 
 fn disco_node(r: &mut StanzaReader<'_>, e: &Element<'_>) -> Result<Option<String>, Refusal> {
-    let attrs = e.attrs()?;
-    let node = attr(&attrs, "node").map(str::to_string);
+    let node = attr(r.attrs(e), "node").map(str::to_string);
     if e.name() != b"query" {
         return Err(Refusal::Unsupported(format!(
             "'{}' is not a service discovery request",
@@ -329,7 +331,9 @@ fn discovery(
     d: &'static Dialect,
     limits: &Limits,
 ) -> Result<Request, Refusal> {
-    let attrs = e.attrs()?;
+    // Copied once: the reader reuses its attribute buffer for the children.
+    let attrs: SmallVec<[(&str, std::borrow::Cow<'_, str>); 6]> =
+        r.attrs(e).iter().cloned().collect();
     let node = || node_address(&attrs, d);
     let req = match e.name() {
         b"register" => Request::Register(Register {
@@ -468,8 +472,7 @@ fn children(
             Item::Eof => return bad("truncated stanza"),
             Item::Open(c) => {
                 if c.ns == e.ns {
-                    let attrs = c.attrs()?;
-                    f(&c, &attrs)?;
+                    f(&c, r.attrs(&c))?;
                     if !c.empty {
                         // Tags and operators have no content (white space aside).
                         match r.next_item()? {
