@@ -9,8 +9,6 @@
 //! here, from [`StanzaError`], so the mapping from failures to RFC 6120 errors
 //! lives in one place ([`StanzaError::from_registry`]).
 
-use std::io::Write as _;
-
 use crate::records::ValueRef;
 use crate::registry::{PageView, RegistryError};
 use crate::tag::Number;
@@ -72,11 +70,32 @@ impl StanzaError {
     }
 }
 
+/// Bytes [`escape`] rewrites.
+const SPECIAL: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = true;
+        i += 1;
+    }
+    t[b'&' as usize] = true;
+    t[b'<' as usize] = true;
+    t[b'>' as usize] = true;
+    t[b'\'' as usize] = true;
+    t[b'"' as usize] = true;
+    t
+};
+
 /// Appends `s` escaped for a single- or double-quoted attribute value.
 pub fn escape(buf: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
+    // Most values need no escaping: one table scan, one copy.
+    let Some(first) = bytes.iter().position(|&b| SPECIAL[b as usize]) else {
+        buf.extend_from_slice(bytes);
+        return;
+    };
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    for (i, &b) in bytes.iter().enumerate().skip(first) {
         let rep: &[u8] = match b {
             b'&' => b"&amp;",
             b'<' => b"&lt;",
@@ -110,14 +129,11 @@ pub fn attr(buf: &mut Vec<u8>, name: &str, value: &str) {
 /// Appends a number in the shortest form that reads back to the same `f64`
 /// (`xs:double` lexical form: `1`, `1.2`, `-71.519722`, `1e20`).
 pub fn number(buf: &mut Vec<u8>, v: Number) {
-    let v = v.get();
-    let a = v.abs();
-    // Writing to a Vec cannot fail.
-    let _ = if a != 0.0 && !(1e-5..1e16).contains(&a) {
-        write!(buf, "{v:e}")
-    } else {
-        write!(buf, "{v}")
-    };
+    let mut b = ryu::Buffer::new();
+    // Numbers are finite by construction. Ryu writes `1.0` for integers: the
+    // `.0` goes (XML Schema and the listings write `1`).
+    let text = b.format_finite(v.get());
+    buf.extend_from_slice(text.strip_suffix(".0").unwrap_or(text).as_bytes());
 }
 
 /// Appends `<iq type='..' from='..' to='..' id='..'` (the tag is left open).
