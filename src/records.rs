@@ -545,9 +545,44 @@ impl Records {
     }
 
     /// Replaces the record of an existing id, keeping its identity.
+    ///
+    /// The common rewrite (same key, same owner: `update`, re-registration)
+    /// keeps the key-table entry and the owner handle, and touches the claim
+    /// fingerprint table only when the tags changed.
     pub fn replace(&mut self, id: ThingId, rec: NewRecord<'_>) {
-        self.unlink(id.0);
-        self.fill(id.0, rec);
+        let i = id.0 as usize;
+        let Some(old) = self.slots.get(i).and_then(Option::as_ref) else {
+            return self.fill(id.0, rec);
+        };
+        let (jid, _, node) = RecordView::new(&old.blob).head();
+        let same_owner = match rec.owner {
+            None => old.owner == 0,
+            Some(o) => self.owners.get(old.owner) == Some(o),
+        };
+        if jid != rec.key.jid.as_str() || node != node_parts(&rec.key.node) || !same_owner {
+            self.unlink(id.0);
+            return self.fill(id.0, rec);
+        }
+        let (old_print, owner) = (old.print, old.owner);
+        let blob = encode(rec.key, rec.resource, rec.tags);
+        let print = hash_print(&self.print_state, &canonical(RecordView::new(&blob).tags()));
+        if print != old_print {
+            if let Ok(e) = self.by_print.find_entry(old_print, |&x| x == id.0) {
+                e.remove();
+            }
+        }
+        self.slots[i] = Some(Slot {
+            blob,
+            owner,
+            public: rec.public,
+            print,
+        });
+        if print != old_print {
+            let slots = &self.slots;
+            self.by_print.insert_unique(print, id.0, |&x| {
+                slots[x as usize].as_ref().expect("linked slot").print
+            });
+        }
     }
 
     fn fill(&mut self, id: u32, rec: NewRecord<'_>) {
