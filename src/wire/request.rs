@@ -185,9 +185,7 @@ pub fn parse(bytes: &[u8], limits: &Limits) -> Incoming {
 
 fn head(attrs: &Attrs<'_>) -> Result<Head, String> {
     let id = attr(attrs, "id").ok_or("the iq has no id")?.to_string();
-    let from = attr(attrs, "from")
-        .ok_or("the iq has no from")?
-        .to_string();
+    let from = attr(attrs, "from").ok_or("the iq has no from")?.to_string();
     let sender = Jid::parse(&from).map_err(|e| format!("bad from: {e}"))?;
     let kind = match attr(attrs, "type") {
         Some("get") => Some(IqType::Get),
