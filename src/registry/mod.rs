@@ -23,6 +23,7 @@ pub mod presence;
 pub mod types;
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use crate::config::Config;
 use crate::index::Index;
@@ -47,7 +48,7 @@ struct State {
     indexing: bool,
     presence: PresenceTable,
     pending: Pending,
-    store: Option<Box<dyn Store>>,
+    store: Option<Arc<dyn Store>>,
 }
 
 /// Counts and sizes, for operators and benchmarks.
@@ -157,6 +158,8 @@ impl<'r> FoundRef<'r> {
 pub struct Registry {
     config: Config,
     state: RwLock<State>,
+    /// The same store as `State::store`, for [`Store::sync`] outside the lock.
+    store: Option<Arc<dyn Store>>,
     next_pending: AtomicU64,
 }
 
@@ -261,7 +264,7 @@ impl State {
         public: bool,
         tags: &[IdTag],
     ) -> Result<ThingId, RegistryError> {
-        if let Some(store) = self.store.as_mut() {
+        if let Some(store) = self.store.as_ref() {
             let record = ThingRecord {
                 key: key.clone(),
                 last_resource: resource.map(Into::into),
@@ -380,7 +383,7 @@ impl State {
                 .ok_or_else(|| RegistryError::Internal("record vanished".into()))?;
             record.owner = owner.cloned();
             record.public = public;
-            if let Some(store) = self.store.as_mut() {
+            if let Some(store) = self.store.as_ref() {
                 store.put(&record)?;
             }
         }
@@ -399,7 +402,7 @@ impl State {
     }
 
     fn delete(&mut self, id: ThingId, key: &ThingKey) -> Result<(), RegistryError> {
-        if let Some(store) = self.store.as_mut() {
+        if let Some(store) = self.store.as_ref() {
             store.delete(key)?;
         }
         if let Some(view) = self.records.view(id) {
@@ -408,6 +411,31 @@ impl State {
         }
         self.index.set_searchable(id.0, false);
         self.records.remove(id);
+        Ok(())
+    }
+
+    /// Fills an empty registry with whole records and builds the indexes in
+    /// one pass (start-up, import).
+    fn restore(&mut self, loaded: &[ThingRecord]) -> Result<(), RegistryError> {
+        self.records.reserve(loaded.len());
+        for rec in loaded {
+            if self.records.find(&rec.key).is_some() {
+                return Err(RegistryError::Storage(crate::store::StoreError(format!(
+                    "two records for thing {}",
+                    rec.key.jid
+                ))));
+            }
+            let tags = self.intern(&rec.tags);
+            self.records.insert(NewRecord {
+                key: &rec.key,
+                resource: rec.last_resource.as_deref(),
+                owner: rec.owner.as_ref(),
+                public: rec.public,
+                tags: &tags,
+            });
+        }
+        let State { records, index, .. } = self;
+        index.bulk_build(records);
         Ok(())
     }
 
@@ -430,35 +458,80 @@ impl Registry {
                 pending: Pending::default(),
                 store: None,
             }),
+            store: None,
             next_pending: AtomicU64::new(1),
         }
+    }
+
+    /// A registry in the sled database at `path` (created if missing), with
+    /// every change flushed to disk before it is acknowledged. See
+    /// [`Registry::open_with`] for the faster group-commit mode.
+    pub fn open(path: impl AsRef<std::path::Path>, config: Config) -> Result<Self, RegistryError> {
+        Registry::open_with(path, config, crate::store::sled::Durability::Flush)
+    }
+
+    /// [`Registry::open`] with a chosen durability mode.
+    pub fn open_with(
+        path: impl AsRef<std::path::Path>,
+        config: Config,
+        durability: crate::store::sled::Durability,
+    ) -> Result<Self, RegistryError> {
+        let store = crate::store::sled::SledStore::open(path, durability)?;
+        Registry::with_store(config, Box::new(store))
+    }
+
+    /// Writes every record (`KEY` included) as JSON lines; returns how many.
+    pub fn export_jsonl(&self, out: impl std::io::Write) -> Result<u64, RegistryError> {
+        let records = self.export();
+        Ok(crate::store::export::write_jsonl(&records, out)?)
+    }
+
+    /// Loads a JSON-lines export into this registry, which must be empty: every
+    /// record is written to the store, flushed, then indexed in one pass.
+    /// Returns how many things were imported. Nothing changes on error.
+    pub fn import_jsonl(&self, input: impl std::io::BufRead) -> Result<u64, RegistryError> {
+        let records = crate::store::export::read_jsonl(input)?;
+        let mut st = self.state.write();
+        if !st.records.is_empty() {
+            return Err(RegistryError::BadRequest(
+                "import needs an empty registry".into(),
+            ));
+        }
+        let mut seen = HashSet::new();
+        for r in &records {
+            check_tags(&self.config, &r.tags, false)?;
+            if !seen.insert(&r.key) {
+                return Err(RegistryError::BadRequest(format!(
+                    "the import holds thing {} twice",
+                    r.key.jid
+                )));
+            }
+        }
+        if let Some(store) = &self.store {
+            for r in &records {
+                if let Err(e) = store.put(r) {
+                    for done in &records {
+                        let _ = store.delete(&done.key);
+                    }
+                    return Err(e.into());
+                }
+            }
+            store.flush()?;
+        }
+        st.restore(&records)?;
+        Ok(records.len() as u64)
     }
 
     /// A registry backed by `store`: loads every record from it, rebuilds the
     /// indexes in one pass, and writes every later change through it.
     pub fn with_store(config: Config, store: Box<dyn Store>) -> Result<Self, RegistryError> {
+        let store: Arc<dyn Store> = Arc::from(store);
         let loaded = store.load()?;
-        let reg = Registry::new(config);
+        let mut reg = Registry::new(config);
+        reg.store = Some(store.clone());
         {
             let mut st = reg.state.write();
-            for rec in &loaded {
-                if st.records.find(&rec.key).is_some() {
-                    return Err(RegistryError::Storage(crate::store::StoreError(format!(
-                        "two records for thing {}",
-                        rec.key.jid
-                    ))));
-                }
-                let tags = st.intern(&rec.tags);
-                st.records.insert(NewRecord {
-                    key: &rec.key,
-                    resource: rec.last_resource.as_deref(),
-                    owner: rec.owner.as_ref(),
-                    public: rec.public,
-                    tags: &tags,
-                });
-            }
-            let State { records, index, .. } = &mut *st;
-            index.bulk_build(records);
+            st.restore(&loaded)?;
             st.store = Some(store);
         }
         Ok(reg)
@@ -472,8 +545,22 @@ impl Registry {
     /// `register` (3.6-3.8) from `from`. Empty string values are dropped (a tag
     /// with an empty value is the same as no tag, as in `update`).
     pub fn register(&self, from: &Jid, req: Register) -> Result<RegisterOutcome, RegistryError> {
-        let mut st = self.state.write();
-        self.register_locked(&mut st, from, req)
+        let out = {
+            let mut st = self.state.write();
+            self.register_locked(&mut st, from, req)
+        };
+        self.synced(out)
+    }
+
+    /// After a write, outside the lock: makes it durable before it is
+    /// acknowledged (see [`Store::sync`]). A failed sync turns the outcome into
+    /// a storage error: the change is in memory and may or may not be on disk.
+    fn synced<T>(&self, out: Result<T, RegistryError>) -> Result<T, RegistryError> {
+        let v = out?;
+        if let Some(store) = &self.store {
+            store.sync()?;
+        }
+        Ok(v)
     }
 
     /// Many `register`s under one lock, each with exactly the outcome a separate
@@ -488,7 +575,7 @@ impl Registry {
         let bulk = st.records.is_empty() && st.index.searchable.is_empty();
         st.indexing = !bulk;
         st.records.reserve(requests.len());
-        let out = requests
+        let out: Vec<Result<RegisterOutcome, RegistryError>> = requests
             .into_iter()
             .map(|(from, req)| self.register_locked(&mut st, &from, req))
             .collect();
@@ -497,7 +584,14 @@ impl Registry {
             index.bulk_build(records);
             st.indexing = true;
         }
-        out
+        drop(st);
+        match self.store.as_ref().map(|s| s.sync()) {
+            Some(Err(e)) => out
+                .into_iter()
+                .map(|o| o.and(Err(RegistryError::Storage(e.clone()))))
+                .collect(),
+            _ => out,
+        }
     }
 
     fn register_locked(
@@ -548,6 +642,10 @@ impl Registry {
     /// `mine` (3.9) from `from`: claims the one unclaimed thing whose tags are
     /// exactly `req.tags`, or re-claims the claimant's own thing with those tags.
     pub fn claim(&self, from: &Jid, req: Claim) -> Result<Claimed, RegistryError> {
+        self.synced(self.claim_unsynced(from, req))
+    }
+
+    fn claim_unsynced(&self, from: &Jid, req: Claim) -> Result<Claimed, RegistryError> {
         check_tags(&self.config, &req.tags, false)?;
         let tags: Vec<Tag> = req
             .tags
@@ -605,6 +703,10 @@ impl Registry {
 
     /// `remove` (3.10) from the owner: deletes the thing.
     pub fn remove(&self, from: &Jid, thing: &ThingKey) -> Result<Removed, RegistryError> {
+        self.synced(self.remove_unsynced(from, thing))
+    }
+
+    fn remove_unsynced(&self, from: &Jid, thing: &ThingKey) -> Result<Removed, RegistryError> {
         let mut st = self.state.write();
         let id = st.records.find(thing).ok_or(RegistryError::ItemNotFound)?;
         if st.records.owner(id) != Some(from.bare()) {
@@ -623,6 +725,10 @@ impl Registry {
 
     /// `update` by the thing itself (3.13) or by its owner (3.14, `jid` set).
     pub fn update(&self, from: &Jid, req: Update) -> Result<UpdateOutcome, RegistryError> {
+        self.synced(self.update_unsynced(from, req))
+    }
+
+    fn update_unsynced(&self, from: &Jid, req: Update) -> Result<UpdateOutcome, RegistryError> {
         check_tags(&self.config, &req.tags, true)?;
         let by_owner = req.jid.as_ref().is_some_and(|j| j != from.bare());
         let key = ThingKey {
@@ -678,6 +784,10 @@ impl Registry {
     /// `unregister` (3.16) from the thing: forgets it if it is there. Always
     /// succeeds unless the store fails.
     pub fn unregister(&self, from: &Jid, node: NodeAddress) -> Result<(), RegistryError> {
+        self.synced(self.unregister_unsynced(from, node))
+    }
+
+    fn unregister_unsynced(&self, from: &Jid, node: NodeAddress) -> Result<(), RegistryError> {
         let key = ThingKey {
             jid: from.bare().clone(),
             node,
@@ -796,6 +906,8 @@ impl Registry {
         } else {
             self.finish_disown(&mut st, &p)
         };
+        drop(st);
+        let result = self.synced(result);
         Some(DisownResolution {
             pending,
             owner: p.owner,

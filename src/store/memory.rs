@@ -57,7 +57,7 @@ impl Store for MemoryStore {
         Ok(self.lock().records.values().cloned().collect())
     }
 
-    fn put(&mut self, record: &ThingRecord) -> Result<(), StoreError> {
+    fn put(&self, record: &ThingRecord) -> Result<(), StoreError> {
         let mut g = self.lock();
         if let Some(msg) = &g.fail_writes {
             return Err(StoreError(msg.clone()));
@@ -66,7 +66,7 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    fn delete(&mut self, key: &ThingKey) -> Result<(), StoreError> {
+    fn delete(&self, key: &ThingKey) -> Result<(), StoreError> {
         let mut g = self.lock();
         if let Some(msg) = &g.fail_writes {
             return Err(StoreError(msg.clone()));

@@ -8,10 +8,22 @@
 //! an error reply. On start the registry reads everything back with
 //! [`Store::load`] and rebuilds its indexes from it; indexes are never persisted.
 //!
+//! Durability is split in two calls: [`Store::put`] / [`Store::delete`] run under
+//! the registry's write lock (so the store sees changes in the order memory does)
+//! and may leave the change in a buffer; [`Store::sync`] runs after the lock is
+//! released and returns once the change is as durable as the store promises, and
+//! only then is the operation acknowledged. Concurrent writers thus share one
+//! disk flush, and searches never wait for the disk.
+//!
 //! Implementations: [`memory::MemoryStore`] (tests, ephemeral use, restart
-//! simulation). The sled store of the next issue implements the same trait.
+//! simulation) and [`sled::SledStore`] (the embedded default, on disk).
+//! [`record`] is the on-disk format, [`export`] the JSON-lines form of a whole
+//! registry.
 
+pub mod export;
 pub mod memory;
+pub mod record;
+pub mod sled;
 
 use std::fmt;
 
@@ -29,13 +41,25 @@ impl fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
-/// Where records persist.
+/// Where records persist. Implementations are shared between threads: every
+/// method takes `&self`.
 pub trait Store: Send + Sync {
-    /// Every stored record, in any order.
+    /// Every stored record, in any order; a damaged record is an error naming
+    /// its key.
     fn load(&self) -> Result<Vec<ThingRecord>, StoreError>;
-    /// Inserts or replaces the record of `record.key`; durable when it returns
-    /// (as far as the implementation's durability mode promises).
-    fn put(&mut self, record: &ThingRecord) -> Result<(), StoreError>;
+    /// Inserts or replaces the record of `record.key` (durable after the next
+    /// [`Store::sync`]).
+    fn put(&self, record: &ThingRecord) -> Result<(), StoreError>;
     /// Deletes the record of `key` (no error if absent).
-    fn delete(&mut self, key: &ThingKey) -> Result<(), StoreError>;
+    fn delete(&self, key: &ThingKey) -> Result<(), StoreError>;
+    /// Makes every change so far as durable as the store's mode promises; the
+    /// registry calls it before acknowledging a write.
+    fn sync(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// Forces every change so far to disk whatever the mode (shutdown, after an
+    /// import).
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }

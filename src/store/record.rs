@@ -1,0 +1,227 @@
+//! The on-disk format of one thing: its key bytes and its rkyv record.
+//!
+//! **Key**: the thing's bare JID and its three node attributes, each written as a
+//! LEB128 length followed by the UTF-8 bytes (an absent attribute is length 0,
+//! the same as the empty string, which the node address treats as absent).
+//! Length prefixes make the encoding unambiguous whatever the bytes contain.
+//!
+//! **Value**: a [`StoredRecord`] serialised with rkyv. Reading validates the
+//! archive with bytecheck before touching it, then re-checks every field with
+//! the same rules a request goes through (JIDs, tag names, string lengths,
+//! finite numbers): a damaged or forged record is a [`StoreError`] naming its
+//! key, never undefined behaviour, a panic, or a record the registry could not
+//! have written. [`FORMAT`] is stored once per database; opening a database of
+//! another format fails with a message naming both.
+
+use rkyv::rancor;
+
+use crate::jid::BareJid;
+use crate::store::StoreError;
+use crate::tag::{Tag, TagName, TagValue};
+use crate::thing::{NodeAddress, ThingKey, ThingRecord};
+
+/// The record format this build reads and writes.
+pub const FORMAT: &str = "iotdisco-record-v1";
+
+/// One tag value as stored.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Clone, PartialEq)]
+pub enum StoredValue {
+    /// A string value.
+    Str(String),
+    /// A numeric value (finite).
+    Num(f64),
+}
+
+/// One thing as stored (the fields of [`ThingRecord`] in plain types).
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Clone, PartialEq)]
+pub struct StoredRecord {
+    /// Bare JID.
+    pub jid: String,
+    /// `nodeId`, `sourceId`, `cacheType` (empty = absent).
+    pub node: [String; 3],
+    /// Resource of the last full JID seen (empty = none).
+    pub last_resource: String,
+    /// Owner's bare JID (empty = unclaimed).
+    pub owner: String,
+    /// Public flag.
+    pub public: bool,
+    /// Tags in record order: (name, value).
+    pub tags: Vec<(String, StoredValue)>,
+}
+
+fn put_part(out: &mut Vec<u8>, s: &str) {
+    let mut n = s.len() as u64;
+    loop {
+        let b = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(b);
+            break;
+        }
+        out.push(b | 0x80);
+    }
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// The key bytes of a thing.
+pub fn key_bytes(key: &ThingKey) -> Vec<u8> {
+    let n = &key.node;
+    let mut out = Vec::with_capacity(key.jid.as_str().len() + 8);
+    put_part(&mut out, key.jid.as_str());
+    for part in [&n.node_id, &n.source_id, &n.cache_type] {
+        put_part(&mut out, part.as_deref().unwrap_or(""));
+    }
+    out
+}
+
+/// A short printable form of key bytes, for error messages.
+pub fn describe_key(key: &[u8]) -> String {
+    let text = String::from_utf8_lossy(key);
+    let printable: String = text
+        .chars()
+        .map(|c| if c.is_control() { '.' } else { c })
+        .take(120)
+        .collect();
+    printable
+}
+
+/// Serialises a record.
+pub fn encode(record: &ThingRecord) -> Result<rkyv::util::AlignedVec, StoreError> {
+    let n = &record.key.node;
+    let stored = StoredRecord {
+        jid: record.key.jid.as_str().to_string(),
+        node: [
+            n.node_id.as_deref().unwrap_or("").to_string(),
+            n.source_id.as_deref().unwrap_or("").to_string(),
+            n.cache_type.as_deref().unwrap_or("").to_string(),
+        ],
+        last_resource: record.last_resource.as_deref().unwrap_or("").to_string(),
+        owner: record
+            .owner
+            .as_ref()
+            .map_or(String::new(), |o| o.as_str().to_string()),
+        public: record.public,
+        tags: record
+            .tags
+            .iter()
+            .map(|t| {
+                let v = match &t.value {
+                    TagValue::Str(s) => StoredValue::Str(s.to_string()),
+                    TagValue::Num(x) => StoredValue::Num(x.get()),
+                };
+                (t.name.as_str().to_string(), v)
+            })
+            .collect(),
+    };
+    rkyv::to_bytes::<rancor::Error>(&stored)
+        .map_err(|e| StoreError(format!("cannot serialise {}: {e}", record.key.jid)))
+}
+
+/// Validates and decodes the record stored under `key`.
+pub fn decode(key: &[u8], bytes: &[u8]) -> Result<ThingRecord, StoreError> {
+    let bad = |why: String| StoreError(format!("damaged record '{}': {why}", describe_key(key)));
+    // sled hands out bytes without alignment guarantees; rkyv wants them aligned.
+    let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(bytes.len());
+    aligned.extend_from_slice(bytes);
+    let stored = rkyv::from_bytes::<StoredRecord, rancor::Error>(&aligned)
+        .map_err(|e| bad(format!("not a valid {FORMAT} record ({e})")))?;
+    let jid = BareJid::parse(&stored.jid).map_err(|e| bad(e.to_string()))?;
+    let [a, b, c] = &stored.node;
+    let node = NodeAddress::new(Some(a), Some(b), Some(c)).map_err(bad)?;
+    let record_key = ThingKey { jid, node };
+    if key_bytes(&record_key) != key {
+        return Err(bad("the record belongs to another key".into()));
+    }
+    let owner = match stored.owner.as_str() {
+        "" => None,
+        o => Some(BareJid::parse(o).map_err(|e| bad(e.to_string()))?),
+    };
+    if stored.last_resource.contains('/') || stored.last_resource.chars().any(char::is_control) {
+        return Err(bad("bad resource".into()));
+    }
+    let mut tags = Vec::with_capacity(stored.tags.len());
+    for (name, value) in &stored.tags {
+        let name = TagName::new(name).map_err(|e| bad(e.to_string()))?;
+        let value = match value {
+            StoredValue::Str(s) => TagValue::string(s, name.as_str()),
+            StoredValue::Num(x) => TagValue::number(*x, name.as_str()),
+        }
+        .map_err(|e| bad(e.to_string()))?;
+        tags.push(Tag { name, value });
+    }
+    Ok(ThingRecord {
+        key: record_key,
+        last_resource: (!stored.last_resource.is_empty()).then(|| stored.last_resource.into()),
+        owner,
+        public: stored.public,
+        tags,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jid::BareJid;
+
+    fn record() -> ThingRecord {
+        ThingRecord {
+            key: ThingKey {
+                jid: BareJid::parse("rack@example.org").unwrap(),
+                node: NodeAddress::node("imc1", Some("MeteringTopology")),
+            },
+            last_resource: Some("plcs".into()),
+            owner: Some(BareJid::parse("owner@example.org").unwrap()),
+            public: false,
+            tags: vec![Tag::str("SN", "1").unwrap(), Tag::num("V", 1.2).unwrap()],
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let r = record();
+        let key = key_bytes(&r.key);
+        let bytes = encode(&r).unwrap();
+        assert_eq!(decode(&key, &bytes).unwrap(), r);
+    }
+
+    #[test]
+    fn damage_is_an_error_naming_the_key() {
+        let r = record();
+        let key = key_bytes(&r.key);
+        let bytes = encode(&r).unwrap().to_vec();
+        for i in 0..bytes.len() {
+            for flip in [0x01u8, 0x80, 0xff] {
+                let mut b = bytes.clone();
+                b[i] ^= flip;
+                if let Err(e) = decode(&key, &b) {
+                    assert!(e.0.contains("rack@example.org"), "{e}");
+                }
+            }
+        }
+        for len in 0..bytes.len() {
+            let e = decode(&key, &bytes[..len]).unwrap_err();
+            assert!(e.0.contains("damaged record"), "{e}");
+        }
+        assert!(decode(b"other", &bytes).is_err());
+    }
+
+    #[test]
+    fn keys_are_unambiguous() {
+        let k = |j: &str, n: &str, s: Option<&str>| ThingKey {
+            jid: BareJid::parse(j).unwrap(),
+            node: if n.is_empty() {
+                NodeAddress::default()
+            } else {
+                NodeAddress::node(n, s)
+            },
+        };
+        assert_ne!(
+            key_bytes(&k("a@b", "c", None)),
+            key_bytes(&k("a@b", "", None))
+        );
+        assert_ne!(
+            key_bytes(&k("a@b", "c", Some("d"))),
+            key_bytes(&k("a@b", "cd", None))
+        );
+    }
+}

@@ -1,0 +1,213 @@
+//! The embedded default store: a sled database on disk.
+//!
+//! Layout: tree `things` maps [`record::key_bytes`] to an rkyv [`record`]; tree
+//! `meta` holds `format` = [`record::FORMAT`]. Opening checks the format (a
+//! database of another format is refused with a message naming both) and takes
+//! sled's exclusive file lock: a second process opening the same directory gets a
+//! clear "in use" error instead of corrupting it.
+//!
+//! Durability ([`Durability`]):
+//! - [`Durability::Flush`] (default): [`Store::sync`] flushes sled's log to disk
+//!   (fsync) before the registry replies; an acknowledged operation survives a
+//!   crash or power loss. The registry calls `sync` after it released its lock,
+//!   so concurrent writers share one flush (sled flushes everything written so
+//!   far) and searches never wait for the disk.
+//! - [`Durability::GroupCommit`]`(ms)`: no flush per operation; sled's background
+//!   thread flushes every `ms` milliseconds. A crash of the process keeps
+//!   everything (sled's log is in the OS page cache); a power loss or kernel crash
+//!   can lose the operations acknowledged in the last `ms` milliseconds. The
+//!   database is consistent either way (sled's log is checksummed and replayed to
+//!   a prefix).
+
+use std::path::Path;
+
+use crate::store::{Store, StoreError, record};
+use crate::thing::{ThingKey, ThingRecord};
+
+/// When writes reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Every acknowledged operation is on disk (fsync) before its reply.
+    #[default]
+    Flush,
+    /// A background flush every this many milliseconds (at least 1); a power
+    /// loss can lose the last window of acknowledged operations.
+    GroupCommit(u64),
+}
+
+/// A registry store in a sled database.
+pub struct SledStore {
+    db: sled::Db,
+    things: sled::Tree,
+    durability: Durability,
+}
+
+fn err(what: &str, e: sled::Error) -> StoreError {
+    StoreError(format!("{what}: {e}"))
+}
+
+impl SledStore {
+    /// Opens (or creates) the database in directory `path`.
+    pub fn open(path: impl AsRef<Path>, durability: Durability) -> Result<Self, StoreError> {
+        let path = path.as_ref();
+        let mut config = sled::Config::new().path(path);
+        config = match durability {
+            Durability::Flush => config.flush_every_ms(None),
+            Durability::GroupCommit(ms) => config.flush_every_ms(Some(ms.max(1))),
+        };
+        let db = config.open().map_err(|e| match e {
+            sled::Error::Io(io)
+                if io.kind() == std::io::ErrorKind::WouldBlock
+                    || io.to_string().contains("lock") =>
+            {
+                StoreError(format!(
+                    "the database at {} is in use by another process ({io})",
+                    path.display()
+                ))
+            }
+            other => err(
+                &format!("cannot open the database at {}", path.display()),
+                other,
+            ),
+        })?;
+        let meta = db
+            .open_tree("meta")
+            .map_err(|e| err("cannot open tree meta", e))?;
+        let things = db
+            .open_tree("things")
+            .map_err(|e| err("cannot open tree things", e))?;
+        match meta
+            .get("format")
+            .map_err(|e| err("cannot read the format", e))?
+        {
+            Some(v) if v.as_ref() == record::FORMAT.as_bytes() => {}
+            Some(v) => {
+                return Err(StoreError(format!(
+                    "the database at {} is in format '{}'; this build reads '{}'",
+                    path.display(),
+                    String::from_utf8_lossy(&v),
+                    record::FORMAT
+                )));
+            }
+            None => {
+                if !things.is_empty() {
+                    return Err(StoreError(format!(
+                        "the database at {} holds records but no format marker",
+                        path.display()
+                    )));
+                }
+                meta.insert("format", record::FORMAT.as_bytes())
+                    .map_err(|e| err("cannot write the format", e))?;
+                db.flush().map_err(|e| err("cannot flush", e))?;
+            }
+        }
+        Ok(SledStore {
+            db,
+            things,
+            durability,
+        })
+    }
+
+    /// Bytes the database occupies on disk.
+    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+        self.db
+            .size_on_disk()
+            .map_err(|e| err("cannot measure the database", e))
+    }
+
+    /// The durability mode.
+    pub fn durability(&self) -> Durability {
+        self.durability
+    }
+}
+
+impl Store for SledStore {
+    fn load(&self) -> Result<Vec<ThingRecord>, StoreError> {
+        let mut out = Vec::with_capacity(self.things.len());
+        for kv in self.things.iter() {
+            let (k, v) = kv.map_err(|e| err("cannot read the database", e))?;
+            out.push(record::decode(&k, &v)?);
+        }
+        Ok(out)
+    }
+
+    fn put(&self, r: &ThingRecord) -> Result<(), StoreError> {
+        let bytes = record::encode(r)?;
+        self.things
+            .insert(record::key_bytes(&r.key), bytes.as_slice())
+            .map_err(|e| err(&format!("cannot write {}", r.key.jid), e))?;
+        Ok(())
+    }
+
+    fn delete(&self, key: &ThingKey) -> Result<(), StoreError> {
+        self.things
+            .remove(record::key_bytes(key))
+            .map_err(|e| err(&format!("cannot delete {}", key.jid), e))?;
+        Ok(())
+    }
+
+    fn sync(&self) -> Result<(), StoreError> {
+        match self.durability {
+            Durability::Flush => self
+                .db
+                .flush()
+                .map(|_| ())
+                .map_err(|e| err("cannot flush the database", e)),
+            Durability::GroupCommit(_) => Ok(()),
+        }
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db
+            .flush()
+            .map(|_| ())
+            .map_err(|e| err("cannot flush the database", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jid::BareJid;
+    use crate::tag::Tag;
+
+    fn rec(jid: &str) -> ThingRecord {
+        ThingRecord {
+            key: ThingKey::of(BareJid::parse(jid).unwrap()),
+            last_resource: Some("r".into()),
+            owner: None,
+            public: false,
+            tags: vec![Tag::str("SN", jid).unwrap()],
+        }
+    }
+
+    #[test]
+    fn reopen_lock_and_format() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = SledStore::open(dir.path(), Durability::Flush).unwrap();
+            s.put(&rec("a@x")).unwrap();
+            s.put(&rec("b@x")).unwrap();
+            s.delete(&rec("a@x").key).unwrap();
+            s.sync().unwrap();
+            let again = SledStore::open(dir.path(), Durability::Flush);
+            let e = again.err().expect("a second open fails");
+            assert!(e.0.contains("in use"), "{e}");
+        }
+        let s = SledStore::open(dir.path(), Durability::GroupCommit(5)).unwrap();
+        assert_eq!(s.load().unwrap(), vec![rec("b@x")]);
+        s.db.open_tree("meta")
+            .unwrap()
+            .insert("format", "other-v9")
+            .unwrap();
+        s.flush().unwrap();
+        drop(s);
+        let e = SledStore::open(dir.path(), Durability::Flush)
+            .err()
+            .unwrap();
+        assert!(
+            e.0.contains("other-v9") && e.0.contains(record::FORMAT),
+            "{e}"
+        );
+    }
+}
