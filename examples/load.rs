@@ -1,10 +1,18 @@
-//! Loads a deterministic population into an in-memory registry, then runs the
-//! standard query mix and prints latency percentiles.
+//! Loads a deterministic population into a registry on disk (the embedded sled
+//! default) or in memory, then runs the standard query mix and prints latency
+//! percentiles.
 //!
-//! `cargo run --release --example load -- [THINGS] [ROUNDS]`
+//! `cargo run --release --example load -- [THINGS] [ROUNDS] [--db PATH | --memory]`
+//!
+//! The database defaults to `target/iotdisco-load-THINGS.db`. A database that
+//! already holds the population is reopened (timed: the cold open with indexes
+//! rebuilt), otherwise it is created from scratch with group commit (10 ms) and
+//! flushed at the end.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
+use iotdisco::store::sled::Durability;
 use iotdisco::{Claim, Config, Jid, Registry, datagen};
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -13,10 +21,59 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 fn main() {
+    let mut positional = Vec::new();
+    let mut db: Option<PathBuf> = None;
+    let mut memory = false;
     let mut args = std::env::args().skip(1);
-    let n: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(100_000);
-    let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(200);
-    let reg = Registry::new(Config::default());
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--memory" => memory = true,
+            "--db" => db = args.next().map(PathBuf::from),
+            _ => positional.push(a),
+        }
+    }
+    let n: u64 = positional
+        .first()
+        .and_then(|a| a.replace('_', "").parse().ok())
+        .unwrap_or(100_000);
+    let rounds: usize = positional
+        .get(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(200);
+    let reg = if memory {
+        println!("registry in memory");
+        Registry::new(Config::default())
+    } else {
+        let path = db.unwrap_or_else(|| PathBuf::from(format!("target/iotdisco-load-{n}.db")));
+        let t = Instant::now();
+        let reg = Registry::open_with(&path, Config::default(), Durability::GroupCommit(10))
+            .unwrap_or_else(|e| {
+                eprintln!("cannot open {}: {e}", path.display());
+                std::process::exit(1)
+            });
+        if reg.len() as u64 == n {
+            println!(
+                "opened {} ({n} things, indexes rebuilt) in {:.2} s",
+                path.display(),
+                t.elapsed().as_secs_f64()
+            );
+            run_queries(&reg, n, rounds);
+            return;
+        }
+        if !reg.is_empty() {
+            drop(reg);
+            println!("{} holds another population: recreating it", path.display());
+            let _ = std::fs::remove_dir_all(&path);
+            Registry::open_with(&path, Config::default(), Durability::GroupCommit(10))
+                .unwrap_or_else(|e| {
+                    eprintln!("cannot open {}: {e}", path.display());
+                    std::process::exit(1)
+                })
+        } else {
+            println!("loading into {}", path.display());
+            reg
+        }
+    };
     let things: Vec<_> = datagen::population(1, n).collect();
     let requests: Vec<_> = things.iter().map(datagen::register_request).collect();
     let t = Instant::now();
@@ -47,6 +104,16 @@ fn main() {
         "claimed {n} things (public) in {secs:.2} s: {:.0} claims/s",
         n as f64 / secs
     );
+    let t = Instant::now();
+    if let Err(e) = reg.flush() {
+        eprintln!("flush: {e}");
+        std::process::exit(1);
+    }
+    println!("flushed in {:.2} s", t.elapsed().as_secs_f64());
+    run_queries(&reg, n, rounds);
+}
+
+fn run_queries(reg: &Registry, n: u64, rounds: usize) {
     let stats = reg.stats();
     println!(
         "memory: records {:.0} B/thing, indexes {:.0} B/thing, total {:.0} B/thing",

@@ -480,6 +480,15 @@ impl Registry {
         Registry::with_store(config, Box::new(store))
     }
 
+    /// Forces every change so far to disk, whatever the durability mode (before
+    /// a planned shutdown in group-commit mode). A no-op without a store.
+    pub fn flush(&self) -> Result<(), RegistryError> {
+        match &self.store {
+            Some(s) => Ok(s.flush()?),
+            None => Ok(()),
+        }
+    }
+
     /// Writes every record (`KEY` included) as JSON lines; returns how many.
     pub fn export_jsonl(&self, out: impl std::io::Write) -> Result<u64, RegistryError> {
         let records = self.export();
