@@ -415,27 +415,34 @@ impl State {
     }
 
     /// Fills an empty registry with whole records and builds the indexes in
-    /// one pass (start-up, import).
+    /// one pass (import).
     fn restore(&mut self, loaded: &[ThingRecord]) -> Result<(), RegistryError> {
         self.records.reserve(loaded.len());
         for rec in loaded {
-            if self.records.find(&rec.key).is_some() {
-                return Err(RegistryError::Storage(crate::store::StoreError(format!(
-                    "two records for thing {}",
-                    rec.key.jid
-                ))));
-            }
-            let tags = self.intern(&rec.tags);
-            self.records.insert(NewRecord {
-                key: &rec.key,
-                resource: rec.last_resource.as_deref(),
-                owner: rec.owner.as_ref(),
-                public: rec.public,
-                tags: &tags,
-            });
+            self.insert_loaded(rec)?;
         }
         let State { records, index, .. } = self;
         index.bulk_build(records);
+        Ok(())
+    }
+
+    /// Adds one whole record to the records, without indexing (start-up and
+    /// import build the indexes once at the end).
+    fn insert_loaded(&mut self, rec: &ThingRecord) -> Result<(), crate::store::StoreError> {
+        if self.records.find(&rec.key).is_some() {
+            return Err(crate::store::StoreError(format!(
+                "two records for thing {}",
+                rec.key.jid
+            )));
+        }
+        let tags = self.intern(&rec.tags);
+        self.records.insert(NewRecord {
+            key: &rec.key,
+            resource: rec.last_resource.as_deref(),
+            owner: rec.owner.as_ref(),
+            public: rec.public,
+            tags: &tags,
+        });
         Ok(())
     }
 
@@ -535,12 +542,13 @@ impl Registry {
     /// indexes in one pass, and writes every later change through it.
     pub fn with_store(config: Config, store: Box<dyn Store>) -> Result<Self, RegistryError> {
         let store: Arc<dyn Store> = Arc::from(store);
-        let loaded = store.load()?;
         let mut reg = Registry::new(config);
         reg.store = Some(store.clone());
         {
             let mut st = reg.state.write();
-            st.restore(&loaded)?;
+            store.load_each(&mut |rec| st.insert_loaded(&rec))?;
+            let State { records, index, .. } = &mut *st;
+            index.bulk_build(records);
             st.store = Some(store);
         }
         Ok(reg)

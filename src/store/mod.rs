@@ -47,6 +47,14 @@ pub trait Store: Send + Sync {
     /// Every stored record, in any order; a damaged record is an error naming
     /// its key.
     fn load(&self) -> Result<Vec<ThingRecord>, StoreError>;
+    /// Hands every stored record to `f`, in any order, without collecting them
+    /// (start-up of large registries); stops at the first error.
+    fn load_each(
+        &self,
+        f: &mut dyn FnMut(ThingRecord) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        self.load()?.into_iter().try_for_each(f)
+    }
     /// Inserts or replaces the record of `record.key` (durable after the next
     /// [`Store::sync`]).
     fn put(&self, record: &ThingRecord) -> Result<(), StoreError>;

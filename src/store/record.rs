@@ -123,11 +123,13 @@ pub fn decode(key: &[u8], bytes: &[u8]) -> Result<ThingRecord, StoreError> {
     // sled hands out bytes without alignment guarantees; rkyv wants them aligned.
     let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(bytes.len());
     aligned.extend_from_slice(bytes);
-    let stored = rkyv::from_bytes::<StoredRecord, rancor::Error>(&aligned)
+    // Validated in place (bytecheck), read without copying into owned fields.
+    let stored = rkyv::access::<ArchivedStoredRecord, rancor::Error>(&aligned)
         .map_err(|e| bad(format!("not a valid {FORMAT} record ({e})")))?;
-    let jid = BareJid::parse(&stored.jid).map_err(|e| bad(e.to_string()))?;
+    let jid = BareJid::parse(stored.jid.as_str()).map_err(|e| bad(e.to_string()))?;
     let [a, b, c] = &stored.node;
-    let node = NodeAddress::new(Some(a), Some(b), Some(c)).map_err(bad)?;
+    let node =
+        NodeAddress::new(Some(a.as_str()), Some(b.as_str()), Some(c.as_str())).map_err(bad)?;
     let record_key = ThingKey { jid, node };
     if key_bytes(&record_key) != key {
         return Err(bad("the record belongs to another key".into()));
@@ -136,22 +138,23 @@ pub fn decode(key: &[u8], bytes: &[u8]) -> Result<ThingRecord, StoreError> {
         "" => None,
         o => Some(BareJid::parse(o).map_err(|e| bad(e.to_string()))?),
     };
-    if stored.last_resource.contains('/') || stored.last_resource.chars().any(char::is_control) {
+    let resource = stored.last_resource.as_str();
+    if resource.contains('/') || resource.chars().any(char::is_control) {
         return Err(bad("bad resource".into()));
     }
     let mut tags = Vec::with_capacity(stored.tags.len());
-    for (name, value) in &stored.tags {
-        let name = TagName::new(name).map_err(|e| bad(e.to_string()))?;
-        let value = match value {
-            StoredValue::Str(s) => TagValue::string(s, name.as_str()),
-            StoredValue::Num(x) => TagValue::number(*x, name.as_str()),
+    for t in stored.tags.iter() {
+        let name = TagName::new(t.0.as_str()).map_err(|e| bad(e.to_string()))?;
+        let value = match &t.1 {
+            ArchivedStoredValue::Str(s) => TagValue::string(s.as_str(), name.as_str()),
+            ArchivedStoredValue::Num(x) => TagValue::number(x.to_native(), name.as_str()),
         }
         .map_err(|e| bad(e.to_string()))?;
         tags.push(Tag { name, value });
     }
     Ok(ThingRecord {
         key: record_key,
-        last_resource: (!stored.last_resource.is_empty()).then(|| stored.last_resource.into()),
+        last_resource: (!resource.is_empty()).then(|| resource.into()),
         owner,
         public: stored.public,
         tags,
