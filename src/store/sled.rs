@@ -13,11 +13,13 @@
 //!   so concurrent writers share one flush (sled flushes everything written so
 //!   far) and searches never wait for the disk.
 //! - [`Durability::GroupCommit`]`(ms)`: no flush per operation; sled's background
-//!   thread flushes every `ms` milliseconds. A crash of the process keeps
-//!   everything (sled's log is in the OS page cache); a power loss or kernel crash
-//!   can lose the operations acknowledged in the last `ms` milliseconds. The
-//!   database is consistent either way (sled's log is checksummed and replayed to
-//!   a prefix).
+//!   thread flushes every `ms` milliseconds. sled keeps the tail of its log in a
+//!   process buffer until then, so a crash of the process (SIGKILL, abort, OOM
+//!   killer) as well as a power loss can lose the operations acknowledged in the
+//!   last `ms` milliseconds (plus the flush itself). The database is consistent
+//!   either way and holds a prefix of the acknowledged operations (sled's log is
+//!   checksummed and replayed up to the last complete write); `tests/crash.rs`
+//!   checks both modes under SIGKILL.
 
 use std::path::Path;
 
@@ -30,8 +32,8 @@ pub enum Durability {
     /// Every acknowledged operation is on disk (fsync) before its reply.
     #[default]
     Flush,
-    /// A background flush every this many milliseconds (at least 1); a power
-    /// loss can lose the last window of acknowledged operations.
+    /// A background flush every this many milliseconds (at least 1); a process
+    /// crash or power loss can lose the last window of acknowledged operations.
     GroupCommit(u64),
 }
 
