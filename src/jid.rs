@@ -128,6 +128,9 @@ impl Jid {
         if domain.is_empty() {
             return Err(err(s, "empty domain"));
         }
+        if domain.starts_with('.') || domain.ends_with('.') || domain.contains("..") {
+            return Err(err(s, "empty label in domain"));
+        }
         if domain.len() > MAX_PART_BYTES {
             return Err(err(s, "domain longer than 1023 bytes"));
         }
@@ -154,6 +157,17 @@ impl Jid {
             text.push('@');
         }
         push_lower(&mut text, domain);
+        // Lower-casing can lengthen text (U+023A is 2 bytes, its lower case 3):
+        // the limits hold for the normalised form that is stored.
+        let (l, d) = text
+            .split_once('@')
+            .map_or(("", text.as_str()), |(l, d)| (l, d));
+        if l.len() > MAX_PART_BYTES {
+            return Err(err(s, "localpart longer than 1023 bytes"));
+        }
+        if d.len() > MAX_PART_BYTES {
+            return Err(err(s, "domain longer than 1023 bytes"));
+        }
         Ok(Jid {
             bare: BareJid(text.into()),
             resource: resource.map(Into::into),

@@ -111,6 +111,11 @@ impl TagName {
             return Ok(TagName(smol_str::SmolStr::new(up)));
         }
         let upper: String = name.chars().flat_map(char::to_uppercase).collect();
+        // Upper-casing can lengthen a name ('ß' -> "SS"): the limit holds for
+        // the stored form.
+        if upper.chars().count() > MAX_NAME_CHARS {
+            return Err(TagError::NameTooLong(shorten(name)));
+        }
         Ok(TagName(upper.into()))
     }
 

@@ -532,7 +532,13 @@ impl Registry {
                     return Err(e.into());
                 }
             }
-            store.flush()?;
+            if let Err(e) = store.flush() {
+                for done in &records {
+                    let _ = store.delete(&done.key);
+                }
+                let _ = store.flush();
+                return Err(e.into());
+            }
         }
         st.restore(&records)?;
         Ok(records.len() as u64)

@@ -120,7 +120,7 @@ fn parse_line(text: &str) -> Result<ThingRecord, String> {
         .transpose()
         .map_err(|e| e.to_string())?;
     if let Some(r) = &line.resource {
-        if r.is_empty() || r.contains('/') || r.chars().any(char::is_control) {
+        if r.is_empty() || r.chars().any(char::is_control) {
             return Err(format!("bad resource '{r}'"));
         }
     }

@@ -139,7 +139,7 @@ pub fn decode(key: &[u8], bytes: &[u8]) -> Result<ThingRecord, StoreError> {
         o => Some(BareJid::parse(o).map_err(|e| bad(e.to_string()))?),
     };
     let resource = stored.last_resource.as_str();
-    if resource.contains('/') || resource.chars().any(char::is_control) {
+    if resource.chars().any(char::is_control) {
         return Err(bad("bad resource".into()));
     }
     let mut tags = Vec::with_capacity(stored.tags.len());

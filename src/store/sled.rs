@@ -57,21 +57,39 @@ impl SledStore {
             Durability::Flush => config.flush_every_ms(None),
             Durability::GroupCommit(ms) => config.flush_every_ms(Some(ms.max(1))),
         };
-        let db = config.open().map_err(|e| match e {
-            sled::Error::Io(io)
-                if io.kind() == std::io::ErrorKind::WouldBlock
-                    || io.to_string().contains("lock") =>
-            {
-                StoreError(format!(
-                    "the database at {} is in use by another process ({io})",
-                    path.display()
-                ))
+        // A directory that already holds files is an existing database: if sled
+        // then finds no records and no format marker, it was damaged, and must
+        // not silently become an empty new one.
+        let existed = std::fs::read_dir(path)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false);
+        // sled releases its file lock from a background thread after the last
+        // handle is dropped: a reopen in the same process may briefly see the
+        // lock held. Retry for a while before calling the database busy.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        let db = loop {
+            match config.open() {
+                Ok(db) => break db,
+                Err(sled::Error::Io(io))
+                    if io.to_string().contains("lock")
+                        || io.kind() == std::io::ErrorKind::WouldBlock =>
+                {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(StoreError(format!(
+                            "the database at {} is in use by another process (its lock is held: {io})",
+                            path.display()
+                        )));
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(other) => {
+                    return Err(err(
+                        &format!("cannot open the database at {}", path.display()),
+                        other,
+                    ));
+                }
             }
-            other => err(
-                &format!("cannot open the database at {}", path.display()),
-                other,
-            ),
-        })?;
+        };
         let meta = db
             .open_tree("meta")
             .map_err(|e| err("cannot open tree meta", e))?;
@@ -92,10 +110,11 @@ impl SledStore {
                 )));
             }
             None => {
-                if !things.is_empty() {
+                if !things.is_empty() || existed {
                     return Err(StoreError(format!(
-                        "the database at {} holds records but no format marker",
-                        path.display()
+                        "the database at {} has no {} format marker: damaged, or not an iotdisco database",
+                        path.display(),
+                        record::FORMAT
                     )));
                 }
                 meta.insert("format", record::FORMAT.as_bytes())
