@@ -126,7 +126,7 @@ fn parse_line(text: &str) -> Result<ThingRecord, String> {
     }
     let mut tags = Vec::with_capacity(line.tags.len());
     for t in line.tags {
-        let name = TagName::new(&t.name).map_err(|e| e.to_string())?;
+        let name = TagName::from_stored(&t.name).map_err(|e| e.to_string())?;
         let value = match (t.str, t.num) {
             (Some(s), None) => TagValue::string(&s, name.as_str()),
             (None, Some(x)) => TagValue::number(x, name.as_str()),

@@ -144,7 +144,7 @@ pub fn decode(key: &[u8], bytes: &[u8]) -> Result<ThingRecord, StoreError> {
     }
     let mut tags = Vec::with_capacity(stored.tags.len());
     for t in stored.tags.iter() {
-        let name = TagName::new(t.0.as_str()).map_err(|e| bad(e.to_string()))?;
+        let name = TagName::from_stored(t.0.as_str()).map_err(|e| bad(e.to_string()))?;
         let value = match &t.1 {
             ArchivedStoredValue::Str(s) => TagValue::string(s.as_str(), name.as_str()),
             ArchivedStoredValue::Num(x) => TagValue::number(x.to_native(), name.as_str()),
