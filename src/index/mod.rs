@@ -165,9 +165,11 @@ fn group_sorted<'a>(pairs: &[(&'a str, u32)]) -> Vec<(&'a str, u32)> {
         start[i] += start[i - 1];
     }
     let mut out = vec![("", 0u32); pairs.len()];
-    for (&(s, id), &c) in pairs.iter().zip(&coded) {
+    for (&(_, id), &c) in pairs.iter().zip(&coded) {
         let slot = &mut start[rank[c as usize] as usize];
-        out[*slot] = (s, id);
+        // The shared copy of the value: equal neighbours then point at the
+        // same bytes, which later comparisons find in cache.
+        out[*slot] = (distinct[c as usize], id);
         *slot += 1;
     }
     out
