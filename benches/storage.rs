@@ -1011,7 +1011,7 @@ fn main() {
     );
     info(
         &mut md,
-        "sum of the three rows above: the open done serially on one thread (`Registry::open` overlaps decoding on a second thread with the rebuild)",
+        "sum of the three rows above: what `Registry::open` does, one after the other on one thread",
         parts.store_open + parts.store_load + parts.restore,
     );
     info(
