@@ -13,8 +13,9 @@
 #[path = "baseline/mod.rs"]
 mod baseline;
 
+use baseline::measure::{Timing, command_output, cpu_model, fmt_dur, measure, median, verdict};
+
 use std::fmt::Write as _;
-use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use baseline::naive::{self, Naive};
@@ -36,71 +37,9 @@ const REGISTER_FLOOR: f64 = 3.0;
 /// Bytes per thing at most.
 const MEMORY_FLOOR: f64 = 400.0;
 
-/// Median of one engine's runs of one query.
-#[derive(Debug, Clone, Copy)]
-struct Timing {
-    median: Duration,
-    runs: usize,
-}
-
-/// Runs `f` once to warm up, then until 50 runs and 1 s, or 2 s and 5 runs, or
-/// 100,000 runs, whichever comes first; returns the median.
-fn measure<R>(mut f: impl FnMut() -> R) -> Timing {
-    black_box(f());
-    let start = Instant::now();
-    let mut samples = Vec::new();
-    loop {
-        let t = Instant::now();
-        black_box(f());
-        samples.push(t.elapsed());
-        let el = start.elapsed();
-        let k = samples.len();
-        if (k >= 50 && el >= Duration::from_secs(1))
-            || (k >= 5 && el >= Duration::from_secs(2))
-            || k >= 100_000
-        {
-            break;
-        }
-    }
-    samples.sort_unstable();
-    let k = samples.len();
-    let median = if k % 2 == 1 {
-        samples[k / 2]
-    } else {
-        (samples[k / 2 - 1] + samples[k / 2]) / 2
-    };
-    Timing { median, runs: k }
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort_unstable();
-    v[v.len() / 2]
-}
-
 fn median_load(mut v: Vec<LoadTiming>) -> LoadTiming {
     v.sort_by_key(LoadTiming::total);
     v[v.len() / 2]
-}
-
-fn fmt_dur(d: Duration) -> String {
-    let ns = d.as_nanos() as f64;
-    let (v, unit) = if ns < 1e3 {
-        (ns, "ns")
-    } else if ns < 1e6 {
-        (ns / 1e3, "µs")
-    } else if ns < 1e9 {
-        (ns / 1e6, "ms")
-    } else {
-        (ns / 1e9, "s")
-    };
-    let digits = if v >= 100.0 {
-        0
-    } else if v >= 10.0 {
-        1
-    } else {
-        2
-    };
-    format!("{v:.digits$} {unit}")
 }
 
 fn fmt_ratio(r: f64) -> String {
@@ -123,10 +62,6 @@ fn fmt_count(n: f64) -> String {
     out
 }
 
-fn verdict(ok: bool) -> &'static str {
-    if ok { "PASS" } else { "FAIL" }
-}
-
 /// Resident set size in bytes (`/proc/self/statm`, 4 KiB pages).
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
@@ -136,25 +71,6 @@ fn rss_bytes() -> u64 {
         .and_then(|p| p.parse().ok())
         .unwrap_or(0);
     pages * 4096
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("model name"))
-        .and_then(|l| l.split(':').nth(1))
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|| "unknown".into())
-}
-
-fn command_output(cmd: &str, args: &[&str]) -> String {
-    std::process::Command::new(cmd)
-        .args(args)
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default()
 }
 
 fn json_str(s: &str) -> String {
