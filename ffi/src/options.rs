@@ -1,0 +1,252 @@
+//! The `options` string of `iotdisco_open`: `key=value` pairs separated by `;`.
+//!
+//! Every key sets one field of [`iotdisco::Config`], [`iotdisco::EngineConfig`] or
+//! the sled [`Durability`]; keys not given keep their defaults. White space
+//! around keys and values is ignored and empty segments (`a=1;;b=2;`) are
+//! allowed. An unknown or repeated key, a segment without `=` and a value that
+//! does not parse are errors naming the key, so a typo in a host's
+//! configuration is reported instead of silently ignored. Values cannot hold
+//! `;` (no escaping): no setting needs it.
+
+use std::collections::HashSet;
+use std::fmt::Display;
+use std::str::FromStr;
+
+use iotdisco::store::sled::Durability;
+use iotdisco::tag::TagName;
+use iotdisco::thing::ThingId;
+use iotdisco::{Config, EngineConfig, Foreign};
+
+/// Every key, in the order the README lists them (used in error messages).
+pub const KEYS: &[&str] = &[
+    "max_search_results",
+    "max_search_operators",
+    "max_tags_per_thing",
+    "allowed_tags",
+    "disown_timeout_ms",
+    "max_pending_disowns",
+    "max_things",
+    "max_tracked_presences",
+    "disown_key_chars",
+    "max_stanza_bytes",
+    "max_depth",
+    "notification_timeout_ms",
+    "max_outstanding",
+    "disown_element_fallback",
+    "foreign",
+    "identity_name",
+    "durability",
+];
+
+/// The settings an options string describes.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The registry's settings.
+    pub config: Config,
+    /// The wire layer's settings.
+    pub engine: EngineConfig,
+    /// When writes reach the disk (ignored for an in-memory registry).
+    pub durability: Durability,
+}
+
+fn number<T>(key: &str, value: &str) -> Result<T, String>
+where
+    T: FromStr,
+    T::Err: Display,
+{
+    value
+        .parse::<T>()
+        .map_err(|e| format!("option '{key}': '{value}' is not a valid whole number ({e})"))
+}
+
+fn positive<T>(key: &str, value: &str) -> Result<T, String>
+where
+    T: FromStr + PartialEq + Default,
+    T::Err: Display,
+{
+    let n = number::<T>(key, value)?;
+    if n == T::default() {
+        return Err(format!("option '{key}': must be at least 1"));
+    }
+    Ok(n)
+}
+
+fn boolean(key: &str, value: &str) -> Result<bool, String> {
+    match value {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(format!("option '{key}': '{value}' is not true or false")),
+    }
+}
+
+impl Options {
+    /// Parses an options string (`None`: every default).
+    pub fn parse(s: Option<&str>) -> Result<Options, String> {
+        let mut o = Options::default();
+        let mut seen: HashSet<&str> = HashSet::new();
+        for segment in s.unwrap_or("").split(';') {
+            if segment.trim().is_empty() {
+                continue;
+            }
+            let Some((key, value)) = segment.split_once('=') else {
+                return Err(format!(
+                    "option '{}' has no '=' (the form is key=value;key=value)",
+                    segment.trim()
+                ));
+            };
+            let (key, value) = (key.trim(), value.trim());
+            if !seen.insert(key) && KEYS.contains(&key) {
+                return Err(format!("option '{key}' is given twice"));
+            }
+            o.set(key, value)?;
+        }
+        Ok(o)
+    }
+
+    fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+        let c = &mut self.config;
+        let e = &mut self.engine;
+        match key {
+            "max_search_results" => c.max_search_results = positive(key, value)?,
+            "max_search_operators" => c.max_search_operators = positive(key, value)?,
+            "max_tags_per_thing" => c.max_tags_per_thing = positive(key, value)?,
+            "allowed_tags" => {
+                let mut names = HashSet::new();
+                for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                    let tag = TagName::new(name)
+                        .map_err(|err| format!("option '{key}': '{name}': {err}"))?;
+                    names.insert(tag);
+                }
+                c.allowed_tags = Some(names);
+            }
+            "disown_timeout_ms" => c.disown_timeout_ms = number(key, value)?,
+            "max_pending_disowns" => c.max_pending_disowns = number(key, value)?,
+            "max_things" => {
+                let n: u32 = positive(key, value)?;
+                if n >= ThingId::LIMIT {
+                    return Err(format!(
+                        "option '{key}': {n} is more than the most a registry holds ({})",
+                        ThingId::LIMIT - 1
+                    ));
+                }
+                c.max_things = n;
+            }
+            "max_tracked_presences" => c.max_tracked_presences = number(key, value)?,
+            "disown_key_chars" => c.disown_key_chars = positive(key, value)?,
+            "max_stanza_bytes" => e.max_stanza_bytes = positive(key, value)?,
+            "max_depth" => e.max_depth = positive(key, value)?,
+            "notification_timeout_ms" => e.notification_timeout_ms = number(key, value)?,
+            "max_outstanding" => e.max_outstanding = number(key, value)?,
+            "disown_element_fallback" => e.disown_element_fallback = boolean(key, value)?,
+            "foreign" => {
+                e.foreign = match value {
+                    "not_mine" => Foreign::NotMine,
+                    "service_unavailable" => Foreign::ServiceUnavailable,
+                    _ => {
+                        return Err(format!(
+                            "option '{key}': '{value}' is not not_mine or service_unavailable"
+                        ));
+                    }
+                }
+            }
+            "identity_name" => e.identity_name = value.to_string(),
+            "durability" => {
+                self.durability = match value.split_once(':') {
+                    None if value == "flush" => Durability::Flush,
+                    Some(("group_commit", ms)) => {
+                        Durability::GroupCommit(positive(key, ms.trim())?)
+                    }
+                    _ => {
+                        return Err(format!(
+                            "option '{key}': '{value}' is not flush or group_commit:<ms>"
+                        ));
+                    }
+                }
+            }
+            "" => return Err("an option has an empty key".into()),
+            _ => {
+                return Err(format!(
+                    "unknown option '{key}' (known: {})",
+                    KEYS.join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(s: &str) -> String {
+        Options::parse(Some(s)).unwrap_err()
+    }
+
+    #[test]
+    fn none_and_empty_are_the_defaults() {
+        for s in [None, Some(""), Some(" ; ;")] {
+            let o = Options::parse(s).unwrap();
+            assert_eq!(o.config.max_search_results, 100);
+            assert_eq!(o.engine.max_stanza_bytes, 128 * 1024);
+            assert_eq!(o.durability, Durability::Flush);
+            assert!(o.config.allowed_tags.is_none());
+        }
+    }
+
+    #[test]
+    fn every_key_is_parsed() {
+        let o = Options::parse(Some(
+            " max_search_results = 7 ;max_search_operators=3;max_tags_per_thing=9;\
+             allowed_tags= room , apt,;disown_timeout_ms=1500;max_pending_disowns=2;\
+             max_things=1000;max_tracked_presences=50;disown_key_chars=12;\
+             max_stanza_bytes=4096;max_depth=8;notification_timeout_ms=0;max_outstanding=5;\
+             disown_element_fallback=false;foreign=service_unavailable;\
+             identity_name=Home registry;durability=group_commit: 10;",
+        ))
+        .unwrap();
+        let c = &o.config;
+        assert_eq!(c.max_search_results, 7);
+        assert_eq!(c.max_search_operators, 3);
+        assert_eq!(c.max_tags_per_thing, 9);
+        let allowed = c.allowed_tags.as_ref().unwrap();
+        assert_eq!(allowed.len(), 2);
+        assert!(allowed.contains(&TagName::new("ROOM").unwrap()));
+        assert!(allowed.contains(&TagName::new("APT").unwrap()));
+        assert_eq!(c.disown_timeout_ms, 1500);
+        assert_eq!(c.max_pending_disowns, 2);
+        assert_eq!(c.max_things, 1000);
+        assert_eq!(c.max_tracked_presences, 50);
+        assert_eq!(c.disown_key_chars, 12);
+        let e = &o.engine;
+        assert_eq!(e.max_stanza_bytes, 4096);
+        assert_eq!(e.max_depth, 8);
+        assert_eq!(e.notification_timeout_ms, 0);
+        assert_eq!(e.max_outstanding, 5);
+        assert!(!e.disown_element_fallback);
+        assert_eq!(e.foreign, Foreign::ServiceUnavailable);
+        assert_eq!(e.identity_name, "Home registry");
+        assert_eq!(o.durability, Durability::GroupCommit(10));
+        let o = Options::parse(Some("durability=flush;allowed_tags=")).unwrap();
+        assert_eq!(o.durability, Durability::Flush);
+        assert!(o.config.allowed_tags.unwrap().is_empty());
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        assert!(err("max_result=5").contains("unknown option 'max_result'"));
+        assert!(err("max_things").contains("'max_things' has no '='"));
+        assert!(err("max_things=12x").contains("'max_things': '12x'"));
+        assert!(err("max_things=-1").contains("'max_things'"));
+        assert!(err("max_things=0").contains("'max_things': must be at least 1"));
+        assert!(err("max_things=2147483648").contains("'max_things': 2147483648 is more"));
+        assert!(err("max_search_results=4294967296").contains("'max_search_results'"));
+        assert!(err("disown_element_fallback=yes").contains("'disown_element_fallback'"));
+        assert!(err("foreign=drop").contains("'foreign'"));
+        assert!(err("durability=group_commit:0").contains("'durability'"));
+        assert!(err("durability=fsync").contains("'durability'"));
+        assert!(err("allowed_tags=ok,bad:name").contains("'allowed_tags': 'bad:name'"));
+        assert!(err("max_depth=3;max_depth=4").contains("'max_depth' is given twice"));
+        assert!(err("=5").contains("empty key"));
+    }
+}
