@@ -40,6 +40,7 @@ pub mod store;
 mod sync;
 pub mod tag;
 pub mod thing;
+pub mod uri;
 pub mod wire;
 
 pub use config::Config;
