@@ -4,8 +4,10 @@
 //!
 //! Each record is a single heap blob holding the JID, the last resource, the node
 //! address and every tag (name id + value), so a thing costs one allocation plus a
-//! 32-byte slot. Both lookups are `hashbrown::HashTable<u32>`s whose hashes are
-//! computed from the records themselves: keys are never stored twice.
+//! 32-byte slot. Both lookups are `hashbrown::HashTable`s of `(id, 32-bit hash)`
+//! entries: keys are never stored twice, and growing a table rehashes from the
+//! entries alone (no record is read, which at a million things is the difference
+//! between a few milliseconds and a second of cache misses).
 //!
 //! The claim fingerprint is a keyed hash of the thing's tag set in canonical order
 //! (sorted by name, numbers by value bits), so "exactly the same tags, order
@@ -18,7 +20,9 @@
 //! `nodeId`/`sourceId`/`cacheType` (len+1, 0 = none), then tags as
 //! `name_id, kind (0 str | 1 num), str: len bytes | num: 8-byte f64`.
 
-use std::collections::HashMap;
+// foldhash (hashbrown's default) rather than SipHash: owner lookups run once per claim
+// and once per record at start-up, where SipHash measured ~10% of a cold open.
+use hashbrown::HashMap;
 use std::hash::{BuildHasher, Hasher};
 
 use hashbrown::DefaultHashBuilder as RandomState;
@@ -291,8 +295,35 @@ impl<'a> Iterator for TagIter<'a> {
 /// A tag as the registry handles it internally: interned name, typed value.
 pub type IdTag = (NameId, TagValue);
 
+/// Bytes [`put_varint`] writes for `v`.
+fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// The exact length of [`encode`]'s output: the blob is allocated once, at its
+/// final size (a grown-then-shrunk `Vec` costs two reallocations per write).
+fn encoded_len(key: &ThingKey, resource: Option<&str>, tags: &[IdTag]) -> usize {
+    let bytes = |n: usize| varint_len(n as u64) + n;
+    let mut len = bytes(key.jid.as_str().len()) + bytes(resource.map_or(0, str::len));
+    for part in [&key.node.node_id, &key.node.source_id, &key.node.cache_type] {
+        len += part
+            .as_ref()
+            .map_or(1, |s| varint_len(s.len() as u64 + 1) + s.len());
+    }
+    for (name, value) in tags {
+        len += varint_len(u64::from(name.0))
+            + 1
+            + match value {
+                TagValue::Str(s) => bytes(s.len()),
+                TagValue::Num(_) => 8,
+            };
+    }
+    len
+}
+
 fn encode(key: &ThingKey, resource: Option<&str>, tags: &[IdTag]) -> Box<[u8]> {
-    let mut out = Vec::with_capacity(64 + tags.len() * 16);
+    let len = encoded_len(key, resource, tags);
+    let mut out = Vec::with_capacity(len);
     let jid = key.jid.as_str();
     put_varint(&mut out, jid.len() as u64);
     out.extend_from_slice(jid.as_bytes());
@@ -322,7 +353,34 @@ fn encode(key: &ThingKey, resource: Option<&str>, tags: &[IdTag]) -> Box<[u8]> {
             }
         }
     }
+    debug_assert_eq!(out.len(), len, "encoded_len is exact");
     out.into_boxed_slice()
+}
+
+/// An entry of the key and fingerprint tables: a record id and 32 bits of its
+/// hash, from which [`fold`] gives back the table hash without reading the record.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    id: u32,
+    h: u32,
+}
+
+impl Entry {
+    fn rehash(e: &Entry) -> u64 {
+        spread(e.h)
+    }
+}
+
+/// A 64-bit hash as the tables use it: folded to 32 bits (stored in the entry)
+/// and spread back to 64 (hashbrown takes buckets from the low bits and its
+/// control byte from the top 7).
+fn fold(h: u64) -> (u64, u32) {
+    let h32 = (h >> 32) as u32 ^ h as u32;
+    (spread(h32), h32)
+}
+
+fn spread(h32: u32) -> u64 {
+    u64::from(h32).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 fn hash_key(state: &RandomState, jid: &str, node: [Option<&str>; 3]) -> u64 {
@@ -382,8 +440,8 @@ fn hash_print(state: &RandomState, canon: &[(NameId, ValueRef<'_>)]) -> u64 {
 pub struct Records {
     slots: Vec<Option<Slot>>,
     free: Vec<u32>,
-    by_key: HashTable<u32>,
-    by_print: HashTable<u32>,
+    by_key: HashTable<Entry>,
+    by_print: HashTable<Entry>,
     key_state: RandomState,
     print_state: RandomState,
     owners: Owners,
@@ -424,17 +482,20 @@ impl Records {
     /// The id of the thing with this key.
     pub fn find(&self, key: &ThingKey) -> Option<ThingId> {
         let parts = node_parts(&key.node);
-        let h = hash_key(&self.key_state, key.jid.as_str(), parts);
+        let (h, h32) = fold(hash_key(&self.key_state, key.jid.as_str(), parts));
         let slots = &self.slots;
         self.by_key
-            .find(h, |&id| match &slots[id as usize] {
-                Some(s) => {
-                    let (jid, _, node) = RecordView::new(&s.blob).head();
-                    jid == key.jid.as_str() && node == parts
-                }
-                None => false,
+            .find(h, |e| {
+                e.h == h32
+                    && match &slots[e.id as usize] {
+                        Some(s) => {
+                            let (jid, _, node) = RecordView::new(&s.blob).head();
+                            jid == key.jid.as_str() && node == parts
+                        }
+                        None => false,
+                    }
             })
-            .map(|&id| ThingId(id))
+            .map(|e| ThingId(e.id))
     }
 
     /// The ids of every thing whose tag set is exactly `tags` (order ignored).
@@ -449,8 +510,13 @@ impl Records {
             )
         }));
         let h = hash_print(&self.print_state, &wanted);
+        let (fh, h32) = fold(h);
         let mut out = Vec::new();
-        for &id in self.by_print.iter_hash(h) {
+        for e in self.by_print.iter_hash(fh) {
+            if e.h != h32 {
+                continue;
+            }
+            let id = e.id;
             if let Some(slot) = &self.slots[id as usize] {
                 if slot.print == h && canonical(RecordView::new(&slot.blob).tags()) == wanted {
                     out.push(ThingId(id));
@@ -501,15 +567,8 @@ impl Records {
     /// Makes room for `n` more records.
     pub fn reserve(&mut self, n: usize) {
         self.slots.reserve(n);
-        let (slots, ks) = (&self.slots, &self.key_state);
-        self.by_key.reserve(n, |&i| {
-            let v = RecordView::new(&slots[i as usize].as_ref().expect("linked slot").blob);
-            let (jid, _, node) = v.head();
-            hash_key(ks, jid, node)
-        });
-        self.by_print.reserve(n, |&i| {
-            slots[i as usize].as_ref().expect("linked slot").print
-        });
+        self.by_key.reserve(n, Entry::rehash);
+        self.by_print.reserve(n, Entry::rehash);
     }
 
     /// The id the next insert will use.
@@ -567,7 +626,10 @@ impl Records {
         let blob = encode(rec.key, rec.resource, rec.tags);
         let print = hash_print(&self.print_state, &canonical(RecordView::new(&blob).tags()));
         if print != old_print {
-            if let Ok(e) = self.by_print.find_entry(old_print, |&x| x == id.0) {
+            if let Ok(e) = self
+                .by_print
+                .find_entry(fold(old_print).0, |e| e.id == id.0)
+            {
                 e.remove();
             }
         }
@@ -578,10 +640,9 @@ impl Records {
             print,
         });
         if print != old_print {
-            let slots = &self.slots;
-            self.by_print.insert_unique(print, id.0, |&x| {
-                slots[x as usize].as_ref().expect("linked slot").print
-            });
+            let (h, h32) = fold(print);
+            self.by_print
+                .insert_unique(h, Entry { id: id.0, h: h32 }, Entry::rehash);
         }
     }
 
@@ -601,15 +662,12 @@ impl Records {
             public: rec.public,
             print,
         });
-        let (slots, ks) = (&self.slots, &self.key_state);
-        self.by_key.insert_unique(key_hash, id, |&i| {
-            let v = RecordView::new(&slots[i as usize].as_ref().expect("linked slot").blob);
-            let (jid, _, node) = v.head();
-            hash_key(ks, jid, node)
-        });
-        self.by_print.insert_unique(print, id, |&i| {
-            slots[i as usize].as_ref().expect("linked slot").print
-        });
+        let (kh, k32) = fold(key_hash);
+        self.by_key
+            .insert_unique(kh, Entry { id, h: k32 }, Entry::rehash);
+        let (ph, p32) = fold(print);
+        self.by_print
+            .insert_unique(ph, Entry { id, h: p32 }, Entry::rehash);
     }
 
     fn unlink(&mut self, id: u32) {
@@ -617,11 +675,11 @@ impl Records {
             return;
         };
         let (jid, _, node) = RecordView::new(&slot.blob).head();
-        let kh = hash_key(&self.key_state, jid, node);
-        if let Ok(e) = self.by_key.find_entry(kh, |&i| i == id) {
+        let kh = fold(hash_key(&self.key_state, jid, node)).0;
+        if let Ok(e) = self.by_key.find_entry(kh, |e| e.id == id) {
             e.remove();
         }
-        if let Ok(e) = self.by_print.find_entry(slot.print, |&i| i == id) {
+        if let Ok(e) = self.by_print.find_entry(fold(slot.print).0, |e| e.id == id) {
             e.remove();
         }
         let owner = slot.owner;
@@ -686,7 +744,7 @@ impl Records {
         self.slots.capacity() * std::mem::size_of::<Option<Slot>>()
             + blobs
             + self.free.capacity() * 4
-            + (self.by_key.capacity() + self.by_print.capacity()) * 5
+            + (self.by_key.capacity() + self.by_print.capacity()) * 9
             + self.owners.jids.capacity() * 40
             + self.owners.by_jid.capacity() * 40
     }

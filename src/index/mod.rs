@@ -37,6 +37,9 @@ pub const COLUMN_MIN_THINGS: u64 = 1024;
 /// See [`COLUMN_MIN_THINGS`].
 pub const COLUMN_DENSITY: u64 = 16;
 
+/// Most threads [`Index::bulk_build`] uses for the per-tag dictionaries.
+const BUILD_THREADS: usize = 4;
+
 /// The indexes of one tag name.
 ///
 /// A numeric tag that most things carry (coordinates, versions) also has a dense
@@ -337,19 +340,59 @@ impl Index {
         // Records come in id order, so the id lists are already sorted.
         searchable.sort_unstable();
         self.searchable = RoaringBitmap::from_sorted_iter(searchable).unwrap_or_default();
-        for (i, mut p) in per_tag.into_iter().enumerate() {
-            p.str_ids.sort_unstable();
-            p.num_ids.sort_unstable();
-            let strs = group_sorted(&p.strs);
-            p.nums
-                .sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
-            let t = self.tag_mut(NameId(i as u32));
-            t.str_present = RoaringBitmap::from_sorted_iter(p.str_ids).unwrap_or_default();
-            t.num_present = RoaringBitmap::from_sorted_iter(p.num_ids).unwrap_or_default();
-            t.strs = ValueMap::from_sorted(strs, |s| Box::from(*s));
-            t.nums = ValueMap::from_sorted(p.nums, |n| *n);
-            t.num_column = Vec::new();
-            t.maybe_build_column();
+        // Each tag's dictionaries are built independently (sorts dominate), so
+        // the tags are shared out over a few scoped threads, biggest first.
+        let mut work: Vec<(usize, Pairs<'_>)> = per_tag.into_iter().enumerate().collect();
+        work.sort_by_key(|(_, p)| std::cmp::Reverse(p.strs.len() + p.nums.len()));
+        let workers = std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .clamp(1, BUILD_THREADS)
+            .min(work.len().max(1));
+        let mut shares: Vec<Vec<(usize, Pairs<'_>)>> = (0..workers).map(|_| Vec::new()).collect();
+        let mut load = vec![0usize; workers];
+        for item in work {
+            let w = (0..workers).min_by_key(|&w| load[w]).unwrap_or(0);
+            load[w] += item.1.strs.len() + item.1.nums.len() + 1;
+            shares[w].push(item);
+        }
+        let build = |share: Vec<(usize, Pairs<'_>)>| -> Vec<(usize, TagIndex)> {
+            share
+                .into_iter()
+                .map(|(i, mut p)| {
+                    p.str_ids.sort_unstable();
+                    p.num_ids.sort_unstable();
+                    let strs = group_sorted(&p.strs);
+                    p.nums
+                        .sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+                    let mut t = TagIndex {
+                        num_column: Vec::new(),
+                        str_present: RoaringBitmap::from_sorted_iter(p.str_ids).unwrap_or_default(),
+                        num_present: RoaringBitmap::from_sorted_iter(p.num_ids).unwrap_or_default(),
+                        strs: ValueMap::from_sorted(strs, |s| Box::from(*s)),
+                        nums: ValueMap::from_sorted(p.nums, |n| *n),
+                    };
+                    t.maybe_build_column();
+                    (i, t)
+                })
+                .collect()
+        };
+        let built: Vec<(usize, TagIndex)> = if workers <= 1 {
+            shares.into_iter().flat_map(build).collect()
+        } else {
+            std::thread::scope(|scope| {
+                let mut shares = shares.into_iter();
+                let mine = shares.next().unwrap_or_default();
+                let handles: Vec<_> = shares.map(|sh| scope.spawn(move || build(sh))).collect();
+                let mut all = build(mine);
+                for h in handles {
+                    // A panic in a worker is a bug in this function: re-raise it.
+                    all.extend(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+                }
+                all
+            })
+        };
+        for (i, t) in built {
+            *self.tag_mut(NameId(i as u32)) = t;
         }
     }
 
