@@ -94,8 +94,9 @@ typedef enum {
   /**
    * `iotdisco_open`: the database could not be opened (bad path, held by
    * another process, another format, damaged record); the message is the
-   * store's. (A store failure while handling a stanza is answered on the wire
-   * with `internal-server-error` and the call returns `IOTDISCO_OK`.)
+   * store's. `iotdisco_handle`: the store failed while serving the request;
+   * the `internal-server-error` reply was sent (the change was not made) and
+   * the message is the store's, for the server's log.
    */
   IOTDISCO_ESTORAGE = 3,
   /**
@@ -189,8 +190,9 @@ void iotdisco_close(iotdisco_registry *reg);
  * Returns `IOTDISCO_OK` (handled; a malformed discovery request was answered
  * with `bad-request`, a stanza over `max_stanza_bytes` too), `IOTDISCO_NOT_MINE`
  * (not for the registry, nothing sent; `len` 0 is this), `IOTDISCO_DROPPED` (an
- * unaddressable iq: nothing sent), `IOTDISCO_EINVAL` (NULL `reg` or `send`, NULL
- * `stanza` with `len` > 0) or `IOTDISCO_EPANIC`.
+ * unaddressable iq: nothing sent), `IOTDISCO_ESTORAGE` (the store failed: the
+ * `internal-server-error` reply was sent), `IOTDISCO_EINVAL` (NULL `reg` or
+ * `send`, NULL `stanza` with `len` > 0) or `IOTDISCO_EPANIC`.
  *
  * # Safety
  * `reg` is NULL or a live registry; `stanza` is NULL or readable for `len`

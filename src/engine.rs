@@ -114,6 +114,10 @@ pub enum Handled {
     /// An `<iq/>` so broken no reply can be addressed (no `id`, no or bad
     /// `from`): dropped, with the reason. Nothing was appended.
     Dropped(String),
+    /// Processed, but the store failed: the reply appended is an
+    /// `internal-server-error` and the change was not made (or not made
+    /// durable). Carries the store's message, for the host to log or alert on.
+    StoreFailed(String),
 }
 
 /// Stanzas to send, in order, in one reusable buffer.
@@ -291,7 +295,11 @@ impl Engine {
             id: head.id.clone(),
         };
         match body {
-            Body::Discovery(d, req) => self.serve(d, req, &head, reply, now_ms, out),
+            Body::Discovery(d, req) => {
+                if let Some(why) = self.serve(d, req, &head, reply, now_ms, out) {
+                    return Handled::StoreFailed(why);
+                }
+            }
             Body::DiscoInfo(node) => {
                 out.push(|b| match node {
                     Some(_) => write::error(
@@ -420,9 +428,13 @@ impl Engine {
         reply: ReplyTo,
         now_ms: u64,
         out: &mut Outbox,
-    ) {
+    ) -> Option<String> {
         let from = &head.sender;
+        let store_failure = std::cell::RefCell::new(None);
         let fail = |out: &mut Outbox, e: &RegistryError| {
+            if let RegistryError::Storage(why) = e {
+                *store_failure.borrow_mut() = Some(why.0.clone());
+            }
             let e = StanzaError::from_registry(e);
             out.push(|b| write::error(b, &reply.from, &reply.to, &reply.id, &e));
         };
@@ -534,6 +546,7 @@ impl Engine {
                 }
             }
         }
+        store_failure.into_inner()
     }
 
     fn disco_info(&self, b: &mut Vec<u8>, reply: &ReplyTo) {
@@ -669,6 +682,11 @@ impl Engine {
             .registry
             .resolve_disown(pending, condition.is_none(), now_ms)
         {
+            if let Err(RegistryError::Storage(why)) = &res.result {
+                let why = why.0.clone();
+                self.disown_done(&mut o, res.pending, res.result, out);
+                return Handled::StoreFailed(why);
+            }
             self.disown_done(&mut o, res.pending, res.result, out);
         }
         Handled::Done

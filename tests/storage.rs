@@ -2181,3 +2181,38 @@ fn odd_paths_are_errors_not_panics() {
     let reg = reopen(&nested, config()).unwrap();
     assert!(reg.is_empty());
 }
+
+/// Through the stanza engine, a failed store write is an `internal-server-error`
+/// reply AND a [`Handled::StoreFailed`] outcome the host can log (the C ABI's
+/// `IOTDISCO_ESTORAGE`); once the store works again, so does the engine.
+#[test]
+fn the_engine_reports_a_failed_store_write() {
+    use iotdisco::{Engine, EngineConfig, Handled, Outbox};
+    let store = MemoryStore::new();
+    let reg = Registry::with_store(config(), Box::new(store.clone())).unwrap();
+    let engine = Engine::new("discovery.example.org", reg, EngineConfig::default()).unwrap();
+    let register = b"<iq type='set' from='t@example.org/imc' to='discovery.example.org' id='r1'>\
+        <register xmlns='urn:xmpp:iot:discovery'><str name='SN' value='1'/></register></iq>";
+    let mut out = Outbox::new();
+    store.fail_writes(Some("disk on fire"));
+    let h = engine.handle(register, 0, &mut out);
+    assert_eq!(h, Handled::StoreFailed("disk on fire".into()));
+    let replies = out.to_strings();
+    assert_eq!(replies.len(), 1, "{replies:?}");
+    assert!(
+        replies[0].contains("type='error'")
+            && replies[0].contains("id='r1'")
+            && replies[0].contains("<internal-server-error"),
+        "{replies:?}"
+    );
+    assert!(engine.registry().is_empty(), "nothing registered");
+
+    store.fail_writes(None);
+    out.clear();
+    assert_eq!(engine.handle(register, 0, &mut out), Handled::Done);
+    assert_eq!(
+        out.to_strings(),
+        ["<iq type='result' from='discovery.example.org' to='t@example.org/imc' id='r1'/>"]
+    );
+    assert_eq!(engine.registry().len(), 1);
+}

@@ -1869,6 +1869,9 @@ proptest! {
                 prop_assert!(out.is_empty());
                 prop_assert_eq!(&before, &f.snapshot(), "changed by {:?}", shown);
             }
+            Handled::StoreFailed(why) => {
+                prop_assert!(false, "an in-memory registry has no store to fail: {}", why);
+            }
             Handled::Done => {
                 let single_error = replies.len() == 1
                     && replies[0].attr("type") == Some("error");
