@@ -219,6 +219,21 @@ int iotdisco_handle(iotdisco_registry *reg, const char *stanza, size_t len, uint
 int iotdisco_presence(iotdisco_registry *reg, const char *full_jid, int available, uint64_t now_ms, iotdisco_send_fn send, void *user);
 
 /**
+ * Tells the registry it no longer learns the presence of `jid`'s bare JID (the
+ * thing unsubscribed from the registry, so no `unavailable` will come): its
+ * presence becomes unknown again. Unlike `iotdisco_presence(.., 0, ..)` this
+ * fails no waiting disown; notifications go to the last known full JID.
+ * Nothing is sent. `jid` is read during the call only.
+ *
+ * Returns `IOTDISCO_OK`, `IOTDISCO_EINVAL` (NULL `reg` or `jid`, not UTF-8,
+ * not a JID) or `IOTDISCO_EPANIC`.
+ *
+ * # Safety
+ * `reg` is NULL or a live registry; `jid` is NULL or NUL-terminated.
+ */
+int iotdisco_forget_presence(iotdisco_registry *reg, const char *jid);
+
+/**
  * Tells the registry the host's clock reached `now_ms`: disowns whose thing
  * stayed silent past `disown_timeout_ms` fail (each owner's `not-allowed` reply
  * is passed to `send`), notifications nobody answered are forgotten. Call it at

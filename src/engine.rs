@@ -357,6 +357,17 @@ impl Engine {
         Handled::Done
     }
 
+    /// The host no longer learns the presence of `jid`'s bare JID (it
+    /// unsubscribed from the registry; a resource, if given, is ignored): its
+    /// presence becomes unknown. Unlike `presence(jid, false)` this does not fail
+    /// a disown waiting for it: the thing may well be online, and it still gets
+    /// the chance to answer.
+    pub fn forget_presence(&self, jid: &str) -> Result<(), JidError> {
+        let jid = Jid::parse(jid)?;
+        self.registry.forget_presence(jid.bare());
+        Ok(())
+    }
+
     /// The host reports that `jid` became available or unavailable at `now_ms`.
     /// A thing that goes away while a disown waits for it fails that disown at
     /// once (the owner gets `not-allowed`).
@@ -762,5 +773,41 @@ mod tests {
         assert_eq!(o.get(2), None);
         o.clear();
         assert!(o.is_empty());
+    }
+
+    #[test]
+    fn a_forgotten_presence_is_unknown_not_offline() {
+        let engine = Engine::new(
+            "r.x",
+            Registry::new(Config::default()),
+            EngineConfig::default(),
+        )
+        .unwrap();
+        let mut out = Outbox::new();
+        let mut send = |s: &str| {
+            out.clear();
+            engine.handle(s.as_bytes(), 0, &mut out);
+            out.to_strings()
+        };
+        send(
+            "<iq type='set' from='t@x/imc' to='r.x' id='1'><register xmlns='urn:xmpp:iot:discovery'><str name='SN' value='1'/></register></iq>",
+        );
+        let disown = "<iq type='set' from='o@x/p' to='r.x' id='2'><disown xmlns='urn:xmpp:iot:discovery' jid='t@x'/></iq>";
+        let claimed = send(
+            "<iq type='set' from='o@x/p' to='r.x' id='c'><mine xmlns='urn:xmpp:iot:discovery'><str name='SN' value='1'/></mine></iq>",
+        );
+        assert!(claimed[0].contains("<claimed"), "{claimed:?}");
+        let mut scratch = Outbox::new();
+        engine.presence("t@x/imc", false, 0, &mut scratch).unwrap();
+        let offline = send(disown);
+        assert!(offline[0].contains("<not-allowed"), "offline: {offline:?}");
+        engine.forget_presence("t@x/whatever").unwrap();
+        let unknown = send(disown);
+        assert_eq!(unknown.len(), 1, "{unknown:?}");
+        assert!(
+            unknown[0].starts_with("<iq type='set'") && unknown[0].contains("to='t@x/imc'"),
+            "the disowned notification goes to the last known full JID: {unknown:?}"
+        );
+        assert!(engine.forget_presence("not a jid@").is_err());
     }
 }

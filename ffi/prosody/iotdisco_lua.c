@@ -250,6 +250,21 @@ static int l_presence(lua_State *L)
     return finish(L, o, code);
 }
 
+/* reg:forget_presence(jid) -> code, err|nil: the thing unsubscribed; its
+ * presence is unknown again (no stanza is ever sent). */
+static int l_forget_presence(lua_State *L)
+{
+    lregistry *r = check_registry(L);
+    const char *jid = check_cstring(L, 2);
+    int code = iotdisco_forget_presence(r->reg, jid);
+    lua_pushinteger(L, code);
+    if (code == IOTDISCO_OK)
+        lua_pushnil(L);
+    else
+        lua_pushstring(L, last_error());
+    return 2;
+}
+
 /* reg:tick(now_ms) -> code, {stanzas}, err|nil */
 static int l_tick(lua_State *L)
 {
@@ -305,6 +320,7 @@ static int l_version(lua_State *L)
 static const luaL_Reg registry_methods[] = {
     {"handle", l_handle},
     {"presence", l_presence},
+    {"forget_presence", l_forget_presence},
     {"tick", l_tick},
     {"next_deadline", l_next_deadline},
     {"close", l_close},

@@ -187,6 +187,12 @@ local function on_presence(event)
 		module:log("debug", "%s from %s: answering %s and %s", t, them, answer, t);
 		module:send(st.presence({ from = us, to = them, type = answer }));
 		module:send(st.presence({ from = us, to = them, type = t }));
+		if t == "unsubscribe" then
+			-- No unavailable will come once it is unsubscribed: what we know
+			-- of its resources goes stale, so forget it (unknown, not offline).
+			local code, err = registry:forget_presence(them);
+			check("forget_presence", code, err);
+		end
 	end
 	-- probe, subscribed, unsubscribed, error: nothing to do. Never answer a
 	-- probe with available presence (things do not expect the registry's).

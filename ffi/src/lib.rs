@@ -501,6 +501,34 @@ pub unsafe extern "C" fn iotdisco_presence(
     unsafe { with_registry(reg, body) }
 }
 
+/// Tells the registry it no longer learns the presence of `jid`'s bare JID (the
+/// thing unsubscribed from the registry, so no `unavailable` will come): its
+/// presence becomes unknown again. Unlike `iotdisco_presence(.., 0, ..)` this
+/// fails no waiting disown; notifications go to the last known full JID.
+/// Nothing is sent. `jid` is read during the call only.
+///
+/// Returns `IOTDISCO_OK`, `IOTDISCO_EINVAL` (NULL `reg` or `jid`, not UTF-8,
+/// not a JID) or `IOTDISCO_EPANIC`.
+///
+/// # Safety
+/// `reg` is NULL or a live registry; `jid` is NULL or NUL-terminated.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn iotdisco_forget_presence(
+    reg: *mut iotdisco_registry,
+    jid: *const c_char,
+) -> c_int {
+    let body = |reg: &iotdisco_registry| {
+        // SAFETY: the caller promises NULL or a NUL-terminated string.
+        let jid = unsafe { utf8(jid, "jid") }?.ok_or_else(|| einval("jid is NULL"))?;
+        reg.engine
+            .forget_presence(jid)
+            .map(|()| IOTDISCO_OK)
+            .map_err(|e| einval(format!("jid: {e}")))
+    };
+    // SAFETY: the caller promises `reg` is NULL or live.
+    unsafe { with_registry(reg, body) }
+}
+
 /// Tells the registry the host's clock reached `now_ms`: disowns whose thing
 /// stayed silent past `disown_timeout_ms` fail (each owner's `not-allowed` reply
 /// is passed to `send`), notifications nobody answered are forgotten. Call it at

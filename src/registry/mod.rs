@@ -982,6 +982,13 @@ impl Registry {
             .set(jid, available, self.config.max_tracked_presences);
     }
 
+    /// The host no longer learns `jid`'s presence (it unsubscribed from the
+    /// registry): its presence becomes unknown, so notifications go to its last
+    /// known full JID again instead of a disown failing at once as "offline".
+    pub fn forget_presence(&self, jid: &BareJid) {
+        self.state.write().presence.forget(jid);
+    }
+
     /// A full copy of one thing's record (`KEY` included): for the owner's tools,
     /// export and tests, never for search results.
     pub fn get(&self, key: &ThingKey) -> Option<ThingRecord> {

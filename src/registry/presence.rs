@@ -58,6 +58,12 @@ impl PresenceTable {
         }
     }
 
+    /// Forgets everything known about a bare JID's presence: it is unknown
+    /// again (an unsubscribed thing stops telling us, so what we knew goes stale).
+    pub fn forget(&mut self, jid: &BareJid) {
+        self.online.remove(jid);
+    }
+
     /// Presence of a bare JID.
     pub fn get(&self, jid: &BareJid) -> Presence {
         match self.online.get(jid) {

@@ -58,6 +58,12 @@ assert(c == d.OK and #out == 0);
 c, out, err = r:presence("not a jid", true, 500);
 assert(c == d.EINVAL and #out == 0 and err, err);
 
+-- forget_presence: OK, or EINVAL with a message for a bad JID.
+c, err = r:forget_presence("t@x");
+assert(c == d.OK and err == nil, err);
+c, err = r:forget_presence("not a jid");
+assert(c == d.EINVAL and err, err);
+
 -- Misuse raises Lua errors.
 assert(not pcall(r.handle, r, "<iq/>", -1));
 assert(not pcall(r.handle, r));

@@ -247,6 +247,17 @@ static void spec_flows(void) {
            ERROR_TO("owner@example.org/phone", "11", "cancel", "not-allowed"));
     EXPECT(feed(reg, &k, disown), IOTDISCO_OK, &k, 1,
            ERROR_TO("owner@example.org/phone", "11", "cancel", "not-allowed"));
+    /* Forgotten (the thing unsubscribed): presence unknown, the disown is tried
+     * at the last known full JID; going offline then fails it. */
+    CHECK(iotdisco_forget_presence(reg, "thing@example.org") == IOTDISCO_OK, "forget: %s", last_error());
+    EXPECT(feed(reg, &k, disown), IOTDISCO_OK, &k, 1,
+           "<iq type='set' from='" REG "' to='thing@example.org/imc' id='d*-*'><disowned xmlns='" NS "'/></iq>");
+    sink_reset(&k);
+    EXPECT(iotdisco_presence(reg, "thing@example.org/imc", 0, now, collect, &k), IOTDISCO_OK, &k, 1,
+           ERROR_TO("owner@example.org/phone", "11", "cancel", "not-allowed"));
+    CHECK(iotdisco_forget_presence(NULL, "a@b") == IOTDISCO_EINVAL, "forget(NULL)");
+    CHECK(iotdisco_forget_presence(reg, NULL) == IOTDISCO_EINVAL, "forget jid NULL");
+    CHECK(iotdisco_forget_presence(reg, "") == IOTDISCO_EINVAL, "forget empty jid");
     sink_reset(&k);
     EXPECT(iotdisco_presence(reg, "thing@example.org/imc", 1, now, collect, &k), IOTDISCO_OK, &k, 0);
     EXPECT(feed(reg, &k, disown), IOTDISCO_OK, &k, 1,
