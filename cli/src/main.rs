@@ -1,6 +1,7 @@
 //! `iotdisco`: the command-line tool of the iotdisco Thing Registry.
 //!
-//! One subcommand per module: `bench` (load test with an optional SQLite
+//! One subcommand per module: `component` (the XEP-0114 component, from the
+//! `iotdisco-component` crate), `bench` (load test with an optional SQLite
 //! baseline), `search` (an `iotdisco:` search URI against a database), `stats`,
 //! `export` / `import` (JSON lines, in `transfer`) and `qr` (claim strings and
 //! their QR codes). Every command returns `Result<(), Error>`; `main` prints an
@@ -32,6 +33,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the registry as an XEP-0114 component of an XMPP server (Prosody,
+    /// ejabberd, ...), until SIGINT/SIGTERM.
+    Component(iotdisco_component::Args),
     Bench(bench::Args),
     Search(search::Args),
     Stats(stats::Args),
@@ -150,6 +154,7 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
+        Command::Component(a) => iotdisco_component::run(a).map_err(Error::new),
         Command::Bench(a) => bench::run(a),
         Command::Search(a) => search::run(a),
         Command::Stats(a) => stats::run(a),

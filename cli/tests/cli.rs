@@ -86,6 +86,7 @@ fn make_db(path: &Path) {
 fn every_subcommand_has_help_with_an_example() {
     for cmd in [
         &["--help"][..],
+        &["component", "--help"],
         &["bench", "--help"],
         &["search", "--help"],
         &["stats", "--help"],
@@ -129,6 +130,8 @@ fn bad_arguments_are_one_line() {
     for cmd in [
         &[][..],
         &["frobnicate"],
+        &["component", "--bogus"],
+        &["component", "--group-commit-ms", "soon"],
         &["bench", "--bogus"],
         &["bench", "--things", "many"],
         &["bench", "--things", "0"],
@@ -160,6 +163,24 @@ fn bad_arguments_are_one_line() {
     assert!(e.contains("at least one tag"), "{e}");
     let e = failed(&iotdisco(&["qr", "decode", "hello"]));
     assert!(e.contains("IoTDisco"), "{e}");
+    // Flags that parse but cannot run: one line, status 1, nothing started.
+    let o = iotdisco(&["component", "--memory"]);
+    let e = failed(&o);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(e.contains("domain"), "{e}");
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-secret");
+    let o = iotdisco(&[
+        "component",
+        "--memory",
+        "--domain",
+        "discovery.example.org",
+        "--secret-file",
+        missing.to_str().unwrap(),
+    ]);
+    let e = failed(&o);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(e.contains("no-such-secret"), "{e}");
 }
 
 #[test]
