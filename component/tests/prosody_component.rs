@@ -7,7 +7,7 @@
 //! `component_secret`, creates the accounts (`thing`, `owner`, `searcher`,
 //! `survivor`, `t01`..`t50`), starts Prosody in the foreground and the
 //! component binary of this crate with a sled database, then runs
-//! `tests/prosody/lifecycle.py` in phases:
+//! `tests/xmpp/lifecycle.py` (shared with the Prosody module's test) in phases:
 //!
 //! 1. `lifecycle`: the whole XEP-0347 life cycle over three client
 //!    connections, then the `survivor` thing registered and claimed.
@@ -213,7 +213,7 @@ fn start_component(dir: &Path, component_port: u16, db: &Path, run: usize) -> Gu
 /// Runs one phase of `lifecycle.py`; panics with its output and the logs'
 /// tails if it fails.
 fn phase(name: &str, dir: &Path, c2s: u16, logs: &[&Guard]) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/prosody/lifecycle.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/xmpp/lifecycle.py");
     let log = dir.join(format!("lifecycle-{name}.log"));
     let out = File::create(&log).unwrap();
     let mut child = Command::new("python3")

@@ -8,7 +8,8 @@
 //! (127.0.0.1 only, c2s on a free port, no s2s, no TLS, `run_as_root`),
 //! creates the accounts `thing`, `owner` and `searcher` with `prosodyctl`,
 //! starts Prosody in the foreground with `Component "discovery.localhost"
-//! "iotdisco"`, and runs `test/lifecycle.py` (slixmpp), which drives the whole
+//! "iotdisco"`, and runs `tests/xmpp/lifecycle.py --phase basic` (slixmpp; shared
+//! with the component's test), which drives the whole
 //! XEP-0347 life cycle over three client connections and checks every reply.
 //! Prosody is always stopped: cleanly (SIGTERM, then the module must have
 //! closed the registry) on success, and by a drop guard that kills it on any
@@ -414,8 +415,15 @@ Component "{REGISTRY}" "iotdisco"
     let script_log = dir.join("lifecycle.log");
     let script_out = File::create(&script_log).unwrap();
     let mut script = Command::new("python3")
-        .arg(module_dir.join("test/lifecycle.py"))
-        .args(["--port", &port.to_string(), "--registry", REGISTRY])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/xmpp/lifecycle.py"))
+        .args([
+            "--phase",
+            "basic",
+            "--port",
+            &port.to_string(),
+            "--registry",
+            REGISTRY,
+        ])
         .args(["--identity-name", IDENTITY, "--password", PASSWORD])
         .stdin(Stdio::null())
         .stdout(script_out.try_clone().unwrap())

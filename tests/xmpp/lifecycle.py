@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""The XEP-0347 life cycle against a real Prosody with iotdisco-component
-attached as an XEP-0114 component, in phases the Rust test
-(component/tests/prosody_component.rs) runs between restarts.
+"""The XEP-0347 life cycle against a real Prosody serving an iotdisco registry,
+whether as the Prosody module (ffi/tests/prosody.rs runs --phase basic) or as
+the XEP-0114 component (component/tests/prosody_component.rs runs the other
+phases between restarts).
 
 Phases (--phase):
+- basic: the life cycle below, alone.
 - lifecycle: three slixmpp clients -- the thing, its owner and a third-party
   searcher -- drive the registry at the component's domain (default
   discovery.localhost) through the subscription handshake, register, claim,
@@ -21,10 +23,7 @@ Phases (--phase):
 Every wait has a time-out. Exit status 0 when every step passed; otherwise 1
 and a message on stderr naming the step and what differed.
 
-The structure (Client, canon, expect_stanza) follows ffi/prosody/test/
-lifecycle.py, the same life cycle against the Prosody module.
-
-Usage: lifecycle.py --port 5222 --phase lifecycle|survivor|concurrent
+Usage: lifecycle.py --port 5222 --phase basic|lifecycle|survivor|concurrent
        [--server 127.0.0.1] [--domain localhost] [--registry discovery.localhost]
        [--password pw] [--things 50] [--identity-name NAME]
 """
@@ -479,7 +478,9 @@ async def concurrent(args):
 
 
 async def run(args):
-    if args.phase == "lifecycle":
+    if args.phase == "basic":
+        await lifecycle(args)
+    elif args.phase == "lifecycle":
         await lifecycle(args)
         await register_survivor(args)
         await survivor(args)
@@ -494,7 +495,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--server", default="127.0.0.1")
     p.add_argument("--port", type=int, required=True)
-    p.add_argument("--phase", choices=["lifecycle", "survivor", "concurrent"], required=True)
+    p.add_argument("--phase", choices=["basic", "lifecycle", "survivor", "concurrent"], required=True)
     p.add_argument("--domain", default="localhost")
     p.add_argument("--registry", default="discovery.localhost")
     p.add_argument("--password", default="pw")
