@@ -27,125 +27,24 @@
 
 use std::env;
 use std::fs::{self, File};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::net::{Ipv4Addr, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use iotdisco::{BareJid, Config, Registry, ThingKey};
 
 /// Set to "1" to make missing real servers a failure instead of a skip.
-const REAL_SERVERS: &str = "IOTDISCO_REAL_SERVERS";
+#[path = "../../tests/xmpp/harness.rs"]
+mod harness;
+use harness::{Guard, REAL_SERVERS, free_port, lua_str, on_path, tail, wait_for};
+
 const REGISTRY: &str = "discovery.localhost";
 const IDENTITY: &str = "Component Thing Registry";
 const PASSWORD: &str = "pw";
 const SECRET: &str = "component-secret-for-the-test";
 const THINGS: usize = 50;
-
-/// `name` as found on `PATH`.
-fn on_path(name: &str) -> Option<PathBuf> {
-    let path = env::var_os("PATH")?;
-    env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-}
-
-/// Waits for `child` at most `limit`; `None` if it is still running.
-fn wait_for(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
-    let end = Instant::now() + limit;
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => return Some(status),
-            Ok(None) if Instant::now() < end => sleep(Duration::from_millis(50)),
-            _ => return None,
-        }
-    }
-}
-
-/// A Lua string literal.
-fn lua_str(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
-}
-
-/// The last `n` lines of a file, for failure messages.
-fn tail(path: &Path, n: usize) -> String {
-    let text = fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A child process killed on drop if it still runs, so a failing assertion
-/// never leaves Prosody or the component behind.
-struct Guard {
-    what: &'static str,
-    child: Child,
-    log: PathBuf,
-}
-
-impl Guard {
-    /// Sends `signal`, waits up to ten seconds, kills it if still running.
-    fn stop(&mut self, signal: &str) -> Option<ExitStatus> {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            return Some(status);
-        }
-        let _ = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status();
-        let status = wait_for(&mut self.child, Duration::from_secs(10));
-        if status.is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        status
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Waits until the log holds `n` lines containing `needle`.
-    fn wait_log(&mut self, needle: &str, n: usize, limit: Duration) {
-        let end = Instant::now() + limit;
-        loop {
-            let count = self.log().matches(needle).count();
-            if count >= n {
-                return;
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "{} exited ({status}) before logging {needle:?}:\n{}",
-                    self.what,
-                    tail(&self.log, 60)
-                );
-            }
-            assert!(
-                Instant::now() < end,
-                "{} did not log {needle:?} {n} time(s) within {limit:?}:\n{}",
-                self.what,
-                tail(&self.log, 60)
-            );
-            sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
 
 /// Starts Prosody in the foreground and waits for its c2s port.
 fn start_prosody(prosody: &Path, config: &Path, dir: &Path, c2s: u16, run: usize) -> Guard {

@@ -22,25 +22,20 @@
 
 use std::env;
 use std::fs::{self, File};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 /// Set to "1" to make missing real servers a failure instead of a skip.
-const REAL_SERVERS: &str = "IOTDISCO_REAL_SERVERS";
+#[path = "../../tests/xmpp/harness.rs"]
+mod harness;
+use harness::{Guard, REAL_SERVERS, free_port, lua_str, on_path, tail, wait_for};
+
 const REGISTRY: &str = "discovery.localhost";
 const IDENTITY: &str = "Prosody Thing Registry";
 const PASSWORD: &str = "pw";
-
-/// `name` as found on `PATH`.
-fn on_path(name: &str) -> Option<PathBuf> {
-    let path = env::var_os("PATH")?;
-    env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-}
 
 /// Whether `cmd` runs and exits with status 0 (output discarded).
 fn succeeds(cmd: &mut Command) -> bool {
@@ -76,18 +71,6 @@ fn lua_cflags() -> Option<Vec<String>> {
         .then(|| vec![format!("-I{}", dir.display())])
 }
 
-/// Waits for `child` at most `limit`; `None` if it is still running.
-fn wait_for(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
-    let end = Instant::now() + limit;
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => return Some(status),
-            Ok(None) if Instant::now() < end => sleep(Duration::from_millis(50)),
-            _ => return None,
-        }
-    }
-}
-
 /// Runs `cmd` to completion within `limit` with its output in `log`; panics
 /// (showing that output) if it fails or hangs.
 fn run(what: &str, cmd: &mut Command, log: &Path, limit: Duration) {
@@ -107,53 +90,6 @@ fn run(what: &str, cmd: &mut Command, log: &Path, limit: Duration) {
         Some(s) if s.success() => {}
         Some(s) => panic!("{what} failed ({s}):\n{output}"),
         None => panic!("{what} did not finish within {limit:?}:\n{output}"),
-    }
-}
-
-/// A Lua string literal.
-fn lua_str(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
-}
-
-/// The last `n` lines of a file, for failure messages.
-fn tail(path: &Path, n: usize) -> String {
-    let text = fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-/// A running Prosody. Dropping it kills the process if it still runs, so a
-/// failing assertion anywhere never leaves a server behind.
-struct Prosody {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Prosody {
-    /// Stops Prosody the way an operator does (SIGTERM), killing it if it
-    /// does not exit within ten seconds.
-    fn stop(&mut self) -> Option<ExitStatus> {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            return Some(status);
-        }
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let status = wait_for(&mut self.child, Duration::from_secs(10));
-        if status.is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        status
-    }
-}
-
-impl Drop for Prosody {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
     }
 }
 
@@ -304,11 +240,7 @@ fn prosody_serves_the_registry_life_cycle() {
     }
 
     // 3. Prosody's configuration: loopback only, a free port, no TLS, no s2s.
-    let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     fs::create_dir_all(dir.join("data")).unwrap();
     fs::create_dir_all(dir.join("certs")).unwrap();
     let log = dir.join("prosody.log");
@@ -365,7 +297,8 @@ Component "{REGISTRY}" "iotdisco"
 
     // 5. Prosody in the foreground, until its c2s port accepts.
     let out = File::create(dir.join("prosody.out")).unwrap();
-    let mut server = Prosody {
+    let mut server = Guard {
+        what: "prosody",
         child: Command::new(prosody.as_ref().unwrap())
             .arg("--config")
             .arg(&config)
@@ -450,7 +383,7 @@ Component "{REGISTRY}" "iotdisco"
     }
 
     // 7. A clean stop closes the registry.
-    let stopped = server.stop();
+    let stopped = server.stop("-TERM");
     let text = fs::read_to_string(&log).unwrap_or_default();
     assert!(
         stopped.is_some_and(|s| s.success()),
