@@ -8,7 +8,10 @@
 //! tags except `KEY` in registration order, + `more`), times each query per
 //! engine (median; every engine builds that owned page inside the timing),
 //! measures memory, and prints a markdown table with PASS/FAIL per floor. The
-//! same data goes to `target/bench-report.json`.
+//! same data goes to `target/bench-report.json`. Q6 (`strRegEx`) runs on the
+//! same data; Q7 (`nameWildcard` over 20 numeric tag names) on
+//! `baseline::population_with_temps`, loaded into a second set of engines
+//! after the first is dropped.
 
 #[path = "baseline/mod.rs"]
 mod baseline;
@@ -22,15 +25,19 @@ use baseline::naive::{self, Naive};
 use baseline::sqlite::{self, LoadTiming, Sqlite};
 use baseline::{Answer, iotdisco_answer};
 use iotdisco::datagen::{self, GenThing};
-use iotdisco::{Config, NodeAddress, Register, RegisterOutcome, Registry};
+use iotdisco::query::{NameMask, Operator, Regex};
+use iotdisco::tag::Number;
+use iotdisco::{Config, NodeAddress, Register, RegisterOutcome, Registry, Search, TagName};
 
 /// Query floors: iotdisco must be at least this many times faster than SQLite.
-const QUERY_FLOORS: [(&str, f64); 5] = [
+const QUERY_FLOORS: [(&str, f64); 7] = [
     ("Q1", 3000.0),
     ("Q2", 20.0),
     ("Q3", 1500.0),
     ("Q4", 3000.0),
     ("Q5", 100.0),
+    ("Q6", 100.0),
+    ("Q7", 100.0),
 ];
 /// Registration must be at least this many times SQLite's bulk load rate.
 const REGISTER_FLOOR: f64 = 3.0;
@@ -164,6 +171,179 @@ impl QueryRow {
 fn loud(msg: &str) {
     let bar = "!".repeat(78);
     eprintln!("\n{bar}\n!!! MISMATCH: {msg}\n{bar}\n");
+}
+
+/// Q6: `strRegEx` `SN` `^3948[0-9]*7$` AND `MAN = www.ktc.se` (issue 7).
+fn q6() -> Search {
+    let name = |n: &str| TagName::new(n).expect("valid name");
+    Search {
+        operators: vec![
+            Operator::StrRegEx(name("SN"), Regex::new("^3948[0-9]*7$").expect("regex")),
+            Operator::StrEq(name("MAN"), "www.ktc.se".into()),
+        ],
+        offset: 0,
+        max_count: Some(baseline::PAGE as u32),
+    }
+}
+
+/// Q7: `nameWildcard`: `numGt` 38 over the 20 tags `TEMP*` (issue 7).
+fn q7() -> Search {
+    Search {
+        operators: vec![Operator::any_name(
+            NameMask::new("TEMP*", "*").expect("name mask"),
+            Operator::NumGt(
+                TagName::new("TEMP").expect("valid name"),
+                Number::new(38.0, "TEMP").expect("finite"),
+            ),
+        )],
+        offset: 0,
+        max_count: Some(baseline::PAGE as u32),
+    }
+}
+
+/// Runs one query on the three engines: checks their answers agree and times
+/// the search and the owned page.
+#[allow(clippy::too_many_arguments)]
+fn query_row(
+    name: &'static str,
+    search: &Search,
+    reg: &Registry,
+    naive: &Naive,
+    db: &Sqlite,
+    mismatches: &mut Vec<String>,
+    plans: &mut Vec<(String, Vec<String>)>,
+) -> QueryRow {
+    assert_eq!(search.offset, 0);
+    assert_eq!(search.max_count, Some(baseline::PAGE as u32));
+    let floor = QUERY_FLOORS
+        .iter()
+        .find(|(q, _)| *q == name)
+        .map_or(0.0, |f| f.1);
+    let sq = sqlite::query_of(&search.operators);
+    let plan = db.explain(&sq);
+    log(&format!("{name}: SQLite plan: {}", plan.join(" / ")));
+    plans.push((name.to_string(), plan));
+
+    let a_iot = iotdisco_answer(reg, search);
+    let a_naive = Answer::of_result(&naive.first_page(&search.operators));
+    let r_sql = db.run(&sq);
+    let a_sql = r_sql.page.answer();
+    let hits = naive.count(&search.operators);
+    let naive_ids = a_naive.ids();
+    let mut agree = true;
+    let mut mismatch = |m: String| {
+        agree = false;
+        loud(&m);
+        mismatches.push(m);
+    };
+    if a_iot != a_naive {
+        mismatch(format!(
+            "{name}: iotdisco page {:?} != naive page {naive_ids:?}: {}",
+            a_iot.ids(),
+            a_iot.first_difference(&a_naive)
+        ));
+    }
+    if a_sql != a_naive {
+        mismatch(format!(
+            "{name}: SQLite page {:?} != naive page {naive_ids:?}: {}",
+            a_sql.ids(),
+            a_sql.first_difference(&a_naive)
+        ));
+    }
+    let sql_ids: Vec<u32> = r_sql.ids.iter().map(|&i| i as u32).collect();
+    if sql_ids != naive_ids || a_sql.ids() != sql_ids {
+        mismatch(format!(
+            "{name}: SQLite page query {sql_ids:?}, fetched {:?}, naive {naive_ids:?}",
+            a_sql.ids()
+        ));
+    }
+    if r_sql.count != hits || (r_sql.count > baseline::PAGE as u64) != r_sql.page.more {
+        mismatch(format!(
+            "{name}: SQLite COUNT(*) {} vs naive hits {hits} (more = {})",
+            r_sql.count, r_sql.page.more
+        ));
+    }
+    if (hits > baseline::PAGE as u64) != a_naive.more
+        || naive_ids.len() as u64 != hits.min(baseline::PAGE as u64)
+        || naive_ids.windows(2).any(|w| w[0] >= w[1])
+        || a_naive
+            .things
+            .iter()
+            .any(|t| t.tags.iter().any(|(n, _)| n == "KEY"))
+    {
+        mismatch(format!(
+            "{name}: naive page {naive_ids:?} (more = {}) inconsistent with {hits} hits",
+            a_naive.more
+        ));
+    }
+    // The search itself: each engine identifies the page and `more` in its
+    // native form (iotdisco: borrowed record views, JIDs read; naive: thing
+    // numbers, JIDs read; SQLite: the INTERSECT page + COUNT of the issue).
+    let iot_search = |reg: &Registry| {
+        reg.search_with(search, |p| {
+            let jids: Vec<&str> = p.things().map(|t| t.jid()).collect();
+            (
+                jids.iter().map(|j| j.len()).sum::<usize>(),
+                jids.len(),
+                p.more(),
+            )
+        })
+        .expect("search")
+    };
+    let (_, iot_len, iot_more) = iot_search(reg);
+    let (nv_ids, nv_more, _) = naive.first_page_ids(&search.operators);
+    let (sql_ids, sql_more, _) = db.run_ids(&sq);
+    if iot_len != nv_ids.len()
+        || iot_more != nv_more
+        || sql_more != nv_more
+        || sql_ids.iter().map(|&i| i as u32).collect::<Vec<_>>() != nv_ids
+    {
+        mismatch(format!("{name}: search-level pages differ"));
+    }
+    log(&format!(
+        "{name}: {hits} hits, page of {} (more = {}, {} tags), engines agree: {agree}",
+        naive_ids.len(),
+        a_naive.more,
+        a_naive.things.iter().map(|t| t.tags.len()).sum::<usize>()
+    ));
+
+    let iot = measure(|| iot_search(reg));
+    let nv = measure(|| naive.first_page_ids(&search.operators));
+    let sql = measure(|| db.run_ids(&sq));
+    log(&format!(
+        "{name} (search): iotdisco {} ({} runs), naive {} ({} runs), SQLite {} ({} runs)",
+        fmt_dur(iot.median),
+        iot.runs,
+        fmt_dur(nv.median),
+        nv.runs,
+        fmt_dur(sql.median),
+        sql.runs
+    ));
+    let iot_page = measure(|| reg.search(search).expect("search"));
+    let naive_page = measure(|| naive.first_page(&search.operators));
+    let sql_page = measure(|| db.run(&sq));
+    log(&format!(
+        "{name} (owned page): iotdisco {} ({} runs), naive {} ({} runs), SQLite {} ({} runs)",
+        fmt_dur(iot_page.median),
+        iot_page.runs,
+        fmt_dur(naive_page.median),
+        naive_page.runs,
+        fmt_dur(sql_page.median),
+        sql_page.runs
+    ));
+    QueryRow {
+        name,
+        iot,
+        naive: nv,
+        sql,
+        iot_page,
+        naive_page,
+        sql_page,
+        hits,
+        floor,
+        agree,
+        answer: a_naive,
+    }
 }
 
 fn main() {
@@ -309,139 +489,41 @@ fn main() {
         "SQLite plan for fetching a page's things: {}",
         fetch_plan.join(" / ")
     ));
-    for (name, search) in datagen::standard_queries() {
-        assert_eq!(search.offset, 0);
-        assert_eq!(search.max_count, Some(baseline::PAGE as u32));
-        let floor = QUERY_FLOORS
-            .iter()
-            .find(|(q, _)| *q == name)
-            .map_or(0.0, |f| f.1);
-        let sq = sqlite::query_of(&search.operators);
-        let plan = db.explain(&sq);
-        log(&format!("{name}: SQLite plan: {}", plan.join(" / ")));
-        plans.push((name.to_string(), plan));
-
-        let a_iot = iotdisco_answer(&reg, &search);
-        let a_naive = Answer::of_result(&naive.first_page(&search.operators));
-        let r_sql = db.run(&sq);
-        let a_sql = r_sql.page.answer();
-        let hits = naive.count(&search.operators);
-        let naive_ids = a_naive.ids();
-        let mut agree = true;
-        let mut mismatch = |m: String| {
-            agree = false;
-            loud(&m);
-            mismatches.push(m);
-        };
-        if a_iot != a_naive {
-            mismatch(format!(
-                "{name}: iotdisco page {:?} != naive page {naive_ids:?}: {}",
-                a_iot.ids(),
-                a_iot.first_difference(&a_naive)
-            ));
-        }
-        if a_sql != a_naive {
-            mismatch(format!(
-                "{name}: SQLite page {:?} != naive page {naive_ids:?}: {}",
-                a_sql.ids(),
-                a_sql.first_difference(&a_naive)
-            ));
-        }
-        let sql_ids: Vec<u32> = r_sql.ids.iter().map(|&i| i as u32).collect();
-        if sql_ids != naive_ids || a_sql.ids() != sql_ids {
-            mismatch(format!(
-                "{name}: SQLite page query {sql_ids:?}, fetched {:?}, naive {naive_ids:?}",
-                a_sql.ids()
-            ));
-        }
-        if r_sql.count != hits || (r_sql.count > baseline::PAGE as u64) != r_sql.page.more {
-            mismatch(format!(
-                "{name}: SQLite COUNT(*) {} vs naive hits {hits} (more = {})",
-                r_sql.count, r_sql.page.more
-            ));
-        }
-        if (hits > baseline::PAGE as u64) != a_naive.more
-            || naive_ids.len() as u64 != hits.min(baseline::PAGE as u64)
-            || naive_ids.windows(2).any(|w| w[0] >= w[1])
-            || a_naive
-                .things
-                .iter()
-                .any(|t| t.tags.iter().any(|(n, _)| n == "KEY"))
-        {
-            mismatch(format!(
-                "{name}: naive page {naive_ids:?} (more = {}) inconsistent with {hits} hits",
-                a_naive.more
-            ));
-        }
-        // The search itself: each engine identifies the page and `more` in its
-        // native form (iotdisco: borrowed record views, JIDs read; naive: thing
-        // numbers, JIDs read; SQLite: the INTERSECT page + COUNT of the issue).
-        let iot_search = |reg: &Registry| {
-            reg.search_with(&search, |p| {
-                let jids: Vec<&str> = p.things().map(|t| t.jid()).collect();
-                (
-                    jids.iter().map(|j| j.len()).sum::<usize>(),
-                    jids.len(),
-                    p.more(),
-                )
-            })
-            .expect("search")
-        };
-        let (_, iot_len, iot_more) = iot_search(&reg);
-        let (nv_ids, nv_more, _) = naive.first_page_ids(&search.operators);
-        let (sql_ids, sql_more, _) = db.run_ids(&sq);
-        if iot_len != nv_ids.len()
-            || iot_more != nv_more
-            || sql_more != nv_more
-            || sql_ids.iter().map(|&i| i as u32).collect::<Vec<_>>() != nv_ids
-        {
-            mismatch(format!("{name}: search-level pages differ"));
-        }
-        log(&format!(
-            "{name}: {hits} hits, page of {} (more = {}, {} tags), engines agree: {agree}",
-            naive_ids.len(),
-            a_naive.more,
-            a_naive.things.iter().map(|t| t.tags.len()).sum::<usize>()
-        ));
-
-        let iot = measure(|| iot_search(&reg));
-        let nv = measure(|| naive.first_page_ids(&search.operators));
-        let sql = measure(|| db.run_ids(&sq));
-        log(&format!(
-            "{name} (search): iotdisco {} ({} runs), naive {} ({} runs), SQLite {} ({} runs)",
-            fmt_dur(iot.median),
-            iot.runs,
-            fmt_dur(nv.median),
-            nv.runs,
-            fmt_dur(sql.median),
-            sql.runs
-        ));
-        let iot_page = measure(|| reg.search(&search).expect("search"));
-        let naive_page = measure(|| naive.first_page(&search.operators));
-        let sql_page = measure(|| db.run(&sq));
-        log(&format!(
-            "{name} (owned page): iotdisco {} ({} runs), naive {} ({} runs), SQLite {} ({} runs)",
-            fmt_dur(iot_page.median),
-            iot_page.runs,
-            fmt_dur(naive_page.median),
-            naive_page.runs,
-            fmt_dur(sql_page.median),
-            sql_page.runs
-        ));
-        rows.push(QueryRow {
+    let mut queries: Vec<(&'static str, Search)> = datagen::standard_queries();
+    queries.push(("Q6", q6()));
+    for (name, search) in queries {
+        let row = query_row(
             name,
-            iot,
-            naive: nv,
-            sql,
-            iot_page,
-            naive_page,
-            sql_page,
-            hits,
-            floor,
-            agree,
-            answer: a_naive,
-        });
+            &search,
+            &reg,
+            &naive,
+            &db,
+            &mut mismatches,
+            &mut plans,
+        );
+        rows.push(row);
     }
+    // Q7 needs tags the standard population does not have: its own population
+    // (the same things, twenty numeric TEMPn tags on every tenth), loaded into
+    // a second registry, SQLite database and naive table.
+    drop((reg, naive, db));
+    log("Q7: loading the population with TEMP0..TEMP19 into all three engines");
+    let pop7 = baseline::population_with_temps(n);
+    let reg7 = Registry::new(Config::default());
+    baseline::install_all(&reg7, &pop7);
+    let (db7, _) = Sqlite::load(&pop7, false);
+    let naive7 = Naive::build(&pop7);
+    drop(pop7);
+    let row = query_row(
+        "Q7",
+        &q7(),
+        &reg7,
+        &naive7,
+        &db7,
+        &mut mismatches,
+        &mut plans,
+    );
+    rows.push(row);
 
     // --- Derived numbers. -----------------------------------------------------------
     let nf = n as f64;
@@ -471,6 +553,11 @@ fn main() {
     let _ = writeln!(
         md,
         "**Search** (the floors): every engine answers the first page of 20 matches in thing order plus `more`, in its native form: iotdisco `Registry::search_with` (borrowed record views, each JID read), the naive scan thing numbers (each JID read), SQLite the `INTERSECT ... ORDER BY thing LIMIT 21` page query AND the `COUNT(*)` over the same intersection (the issue's definition). **Owned page** (second table): the same plus the page built as owned values inside the timing: per thing its owner, JID, node address and every tag except KEY (name and value, registration order); iotdisco `Registry::search`, naive clones from its structs, SQLite a third `things JOIN tag ... WHERE thing IN (page)` fetch; the three pages are checked equal in full. Query times: medians over >= 50 runs (>= 5 when a run takes more than 40 ms). Load times: median of {reps} loads into a fresh registry / database."
+    );
+    let _ = writeln!(md);
+    let _ = writeln!(
+        md,
+        "Q1-Q5: `datagen::standard_queries`. Q6 (issue 7): `strRegEx` `SN` `^3948[0-9]*7$` AND `MAN = www.ktc.se` (SQLite: `s REGEXP ?`, a `regexp` function over the `regex` crate). Q7 (issue 7): `numGt 38` with `nameWildcard` over `TEMP*` (20 tag names), on its own population: the same things with twenty numeric tags `TEMP0`..`TEMP19` on every tenth, loaded into a second registry, database and naive table (SQLite: `SELECT DISTINCT thing FROM tag WHERE name LIKE 'TEMP%' AND name <> 'KEY' AND n > ?`)."
     );
     let _ = writeln!(md);
     let _ = writeln!(

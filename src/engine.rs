@@ -20,6 +20,18 @@
 //! `disowned`; with [`EngineConfig::disown_element_fallback`] on (the default),
 //! a thing that answers `disowned` with `feature-not-implemented` or
 //! `service-unavailable` gets the same notification once more as `disown`.
+//! Apps built on IoTGateway send a new `register` (or `unregister`) before they
+//! acknowledge `disowned`: such a request from the thing (same bare JID and node)
+//! while its disown waits is taken as the acknowledgement: the disown completes
+//! (the owner's reply goes out first), then the request is served against the
+//! now unclaimed thing, and the thing's late answer is absorbed.
+//!
+//! Dialects ([`crate::wire::dialect`]): requests are answered in their own
+//! namespace. Notifications to a thing are written in the dialect that thing
+//! last registered or updated with, remembered per bare JID in memory only
+//! (at most [`EngineConfig::max_remembered_dialects`], oldest forgotten first;
+//! not persisted: after a restart, or once forgotten, a thing is notified in
+//! XEP-0347 until its next `register` or `update`).
 //!
 //! ```
 //! use iotdisco::{Config, Engine, EngineConfig, Handled, Outbox, Registry};
@@ -42,7 +54,7 @@
 //! The engine is `Sync`: any number of threads may call it at once (searches
 //! run in parallel; notification bookkeeping takes one short lock).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 
 use crate::jid::{BareJid, Jid, JidError};
@@ -51,9 +63,9 @@ use crate::registry::{
     UpdateOutcome,
 };
 use crate::sync::{AtomicU64, Mutex, Ordering};
-use crate::thing::NodeAddress;
-use crate::wire::dialect::{self, Dialect};
-use crate::wire::request::{self, Body, Head, Incoming, Limits, Refusal, Request};
+use crate::thing::{NodeAddress, ThingKey};
+use crate::wire::dialect::{self, Dialect, Family};
+use crate::wire::request::{self, Body, Head, Incoming, Limits, Refusal, Request, TagNameLimits};
 use crate::wire::write::{self, StanzaError};
 
 /// What to do with a `get`/`set` whose payload is in a namespace the engine does
@@ -86,6 +98,21 @@ pub struct EngineConfig {
     pub max_outstanding: usize,
     /// The `name` of the disco#info identity.
     pub identity_name: String,
+    /// Leave `owner` out of search results in the XEP-0347 namespace too (the
+    /// successor namespaces never carry it, for privacy). Off by default: the
+    /// XEP's listings show it.
+    pub hide_owner_in_xep_results: bool,
+    /// Longest tag name of a `register`, `mine` or `update` in the XEP-0347
+    /// namespace, in characters (32, spec 5.2; at most 64).
+    pub max_tag_name_chars_xep: usize,
+    /// Longest tag name of a `register`, `mine` or `update` in the successor
+    /// namespaces, in characters (64, the successor spec; at most 64).
+    pub max_tag_name_chars_successor: usize,
+    /// Most things whose dialect the engine remembers for notifications (past
+    /// it the least recently registered or updated is forgotten and gets
+    /// XEP-0347 notifications again). Things speaking XEP-0347 take no entry.
+    /// Each entry costs about 100 bytes plus the JID.
+    pub max_remembered_dialects: usize,
 }
 
 impl Default for EngineConfig {
@@ -98,6 +125,10 @@ impl Default for EngineConfig {
             notification_timeout_ms: 30_000,
             max_outstanding: 200_000,
             identity_name: "Thing Registry".into(),
+            hide_owner_in_xep_results: false,
+            max_tag_name_chars_xep: crate::tag::MAX_NAME_CHARS,
+            max_tag_name_chars_successor: crate::tag::MAX_NAME_CHARS_ANY,
+            max_remembered_dialects: 1_000_000,
         }
     }
 }
@@ -187,6 +218,9 @@ struct ReplyTo {
 enum What {
     Claimed,
     Removed,
+    /// A `disowned` the thing acknowledged with a new `register`/`unregister`:
+    /// its late answer only closes the exchange.
+    Acknowledged,
     Disown {
         pending: PendingId,
         retried: bool,
@@ -229,13 +263,60 @@ impl Outstanding {
     }
 }
 
+/// The dialect each thing (bare JID) last registered or updated with, for its
+/// notifications. Only dialects other than the default take an entry; bounded,
+/// the least recently set entry goes first.
+#[derive(Default)]
+struct Dialects {
+    by_jid: HashMap<BareJid, (u64, &'static Dialect)>,
+    order: BTreeMap<u64, BareJid>,
+    next: u64,
+}
+
+impl Dialects {
+    fn set(&mut self, jid: &BareJid, d: &'static Dialect, cap: usize) {
+        let default = std::ptr::eq(d, dialect::default_dialect());
+        if default && self.by_jid.is_empty() {
+            return;
+        }
+        let old = self.by_jid.remove(jid);
+        let jid = match old {
+            Some((seq, _)) => self.order.remove(&seq).unwrap_or_else(|| jid.clone()),
+            None => jid.clone(),
+        };
+        if default || cap == 0 {
+            return;
+        }
+        let seq = self.next;
+        self.next += 1;
+        self.by_jid.insert(jid.clone(), (seq, d));
+        self.order.insert(seq, jid);
+        while self.by_jid.len() > cap {
+            let Some((_, oldest)) = self.order.pop_first() else {
+                break;
+            };
+            self.by_jid.remove(&oldest);
+        }
+    }
+
+    fn get(&self, jid: &BareJid) -> &'static Dialect {
+        match self.by_jid.get(jid) {
+            Some((_, d)) => d,
+            None => dialect::default_dialect(),
+        }
+    }
+}
+
 /// The sans-I/O discovery engine. See the module documentation.
 pub struct Engine {
     registry: Registry,
     jid: String,
     config: EngineConfig,
     limits: Limits,
+    names: TagNameLimits,
     outstanding: Mutex<Outstanding>,
+    /// Taken after `outstanding` when both are, never before.
+    dialects: Mutex<Dialects>,
     id_prefix: String,
     next_id: AtomicU64,
 }
@@ -252,6 +333,10 @@ impl Engine {
             max_tags: registry.config().max_tags_per_thing,
             max_operators: registry.config().max_search_operators,
         };
+        let names = TagNameLimits {
+            xep: config.max_tag_name_chars_xep,
+            successor: config.max_tag_name_chars_successor,
+        };
         let mut seed = [0u8; 4];
         // Ids only need to differ between runs; a clock-free fallback is fine.
         let _ = getrandom::fill(&mut seed);
@@ -260,7 +345,9 @@ impl Engine {
             jid,
             config,
             limits,
+            names,
             outstanding: Mutex::new(Outstanding::default()),
+            dialects: Mutex::new(Dialects::default()),
             id_prefix: format!("d{:08x}", u32::from_le_bytes(seed)),
             next_id: AtomicU64::new(1),
         })
@@ -284,7 +371,7 @@ impl Engine {
     /// Handles one stanza received at `now_ms` (host clock), appending what to
     /// send to `out`.
     pub fn handle(&self, stanza: &[u8], now_ms: u64, out: &mut Outbox) -> Handled {
-        let (head, body) = match request::parse(stanza, &self.limits) {
+        let (head, body) = match request::parse_with(stanza, &self.limits, &self.names) {
             Incoming::NotIq => return Handled::NotMine,
             Incoming::Unaddressable(why) => return Handled::Dropped(why),
             Incoming::Iq(head, body) => (head, body),
@@ -453,16 +540,29 @@ impl Engine {
             out.push(|b| write::empty_result(b, &reply.from, &reply.to, &reply.id));
         };
         match req {
-            Request::Register(r) => match self.registry.register(from, r) {
-                Ok(RegisterOutcome::Registered) => empty(out),
-                Ok(RegisterOutcome::AlreadyClaimed { owner, public }) => out.push(|b| {
-                    write::iq_open(b, "result", &reply.from, &reply.to, &reply.id);
-                    b.push(b'>');
-                    write::claimed(b, d, owner.as_str(), Some(public), [None; 3]);
-                    b.extend_from_slice(b"</iq>");
-                }),
-                Err(e) => fail(out, &e),
-            },
+            Request::Register(r) => {
+                let key = ThingKey {
+                    jid: from.bare().clone(),
+                    node: r.node.clone(),
+                };
+                if let Some(why) = self.acknowledge_disowns(&key, now_ms, out) {
+                    *store_failure.borrow_mut() = Some(why);
+                }
+                let result = self.registry.register(from, r);
+                if result.is_ok() {
+                    self.remember(from.bare(), d);
+                }
+                match result {
+                    Ok(RegisterOutcome::Registered) => empty(out),
+                    Ok(RegisterOutcome::AlreadyClaimed { owner, public }) => out.push(|b| {
+                        write::iq_open(b, "result", &reply.from, &reply.to, &reply.id);
+                        b.push(b'>');
+                        write::claimed(b, d, owner.as_str(), Some(public), [None; 3]);
+                        b.extend_from_slice(b"</iq>");
+                    }),
+                    Err(e) => fail(out, &e),
+                }
+            }
             Request::Claim(c) => match self.registry.claim(from, c) {
                 Ok(claimed) => {
                     out.push(|b| {
@@ -477,37 +577,54 @@ impl Engine {
                         );
                         b.extend_from_slice(b"</iq>");
                     });
-                    self.notify(d, claimed.notification, now_ms, out);
+                    self.notify(claimed.notification, now_ms, out);
                 }
                 Err(e) => fail(out, &e),
             },
-            Request::Update(u) => match self.registry.update(from, u) {
-                Ok(UpdateOutcome::Updated) => empty(out),
-                Ok(UpdateOutcome::Disowned) => out.push(|b| {
-                    write::iq_open(b, "result", &reply.from, &reply.to, &reply.id);
-                    b.push(b'>');
-                    write::bare_payload(b, d, "disowned", [None; 3]);
-                    b.extend_from_slice(b"</iq>");
-                }),
-                Err(e) => fail(out, &e),
-            },
+            Request::Update(u) => {
+                let by_thing = u.jid.as_ref().is_none_or(|j| j == from.bare());
+                let result = self.registry.update(from, u);
+                if by_thing && result.is_ok() {
+                    self.remember(from.bare(), d);
+                }
+                match result {
+                    Ok(UpdateOutcome::Updated) => empty(out),
+                    Ok(UpdateOutcome::Disowned) => out.push(|b| {
+                        write::iq_open(b, "result", &reply.from, &reply.to, &reply.id);
+                        b.push(b'>');
+                        write::bare_payload(b, d, "disowned", [None; 3]);
+                        b.extend_from_slice(b"</iq>");
+                    }),
+                    Err(e) => fail(out, &e),
+                }
+            }
             Request::Remove(key) => match self.registry.remove(from, &key) {
                 Ok(removed) => {
                     empty(out);
-                    self.notify(d, removed.notification, now_ms, out);
+                    self.notify(removed.notification, now_ms, out);
                 }
                 Err(e) => fail(out, &e),
             },
-            Request::Unregister(node) => match self.registry.unregister(from, node) {
-                Ok(()) => empty(out),
-                Err(e) => fail(out, &e),
-            },
+            Request::Unregister(node) => {
+                let key = ThingKey {
+                    jid: from.bare().clone(),
+                    node,
+                };
+                if let Some(why) = self.acknowledge_disowns(&key, now_ms, out) {
+                    *store_failure.borrow_mut() = Some(why);
+                }
+                match self.registry.unregister(from, key.node) {
+                    Ok(()) => empty(out),
+                    Err(e) => fail(out, &e),
+                }
+            }
             Request::Disown(key) => {
                 let mut o = self.outstanding.lock();
                 match self.registry.disown(from, &key, now_ms) {
                     Ok(started) => {
                         let id = self.new_id();
                         let n = started.notification;
+                        let d = self.thing_dialect(n.to.bare());
                         out.push(|b| {
                             write::iq_open(b, "set", &self.jid, &n.to.to_string(), &id);
                             b.push(b'>');
@@ -541,12 +658,14 @@ impl Engine {
             Request::Search(s) => {
                 // The page is written while the registry's read lock is held:
                 // no copy of any record.
+                let owner = d.owner_in_results
+                    && !(d.family == Family::Xep0347 && self.config.hide_owner_in_xep_results);
                 let mut written = false;
                 let r = self.registry.search_with(&s, |page| {
                     out.push(|b| {
                         write::iq_open(b, "result", &reply.from, &reply.to, &reply.id);
                         b.push(b'>');
-                        write::found(b, d, page, d.owner_in_results);
+                        write::found(b, d, page, owner);
                         b.extend_from_slice(b"</iq>");
                     });
                     written = true;
@@ -585,8 +704,60 @@ impl Engine {
         s.into()
     }
 
-    /// Sends a `claimed` or `removed` notification and remembers it.
-    fn notify(&self, d: &'static Dialect, n: Notification, now_ms: u64, out: &mut Outbox) {
+    /// Remembers that the thing `jid` speaks `d` (it registered or updated in it).
+    fn remember(&self, jid: &BareJid, d: &'static Dialect) {
+        self.dialects
+            .lock()
+            .set(jid, d, self.config.max_remembered_dialects);
+    }
+
+    /// The dialect notifications to the thing `jid` are written in.
+    fn thing_dialect(&self, jid: &BareJid) -> &'static Dialect {
+        self.dialects.lock().get(jid).notifications()
+    }
+
+    /// A `register` or `unregister` from the thing `key` while disowns wait for
+    /// it acknowledges them: each completes (the owner's reply is appended) and
+    /// its `disowned` notification's late answer will be absorbed. Returns a
+    /// store failure, if any.
+    fn acknowledge_disowns(&self, key: &ThingKey, now_ms: u64, out: &mut Outbox) -> Option<String> {
+        if self.registry.pending_disowns_of(key).is_empty() {
+            return None;
+        }
+        let mut failure = None;
+        let mut o = self.outstanding.lock();
+        for pending in self.registry.pending_disowns_of(key) {
+            let notification = o.disowns.get(&pending).and_then(|r| {
+                Some((
+                    r.notification.clone(),
+                    o.sent.get(&r.notification)?.to.clone(),
+                ))
+            });
+            let Some(res) = self.registry.resolve_disown(pending, true, now_ms) else {
+                continue;
+            };
+            if let Err(RegistryError::Storage(why)) = &res.result {
+                failure = Some(why.0.clone());
+            }
+            self.disown_done(&mut o, res.pending, res.result, out);
+            if let Some((id, to)) = notification {
+                o.insert(
+                    id,
+                    Sent {
+                        to,
+                        deadline: now_ms.saturating_add(self.config.notification_timeout_ms),
+                        what: What::Acknowledged,
+                    },
+                );
+            }
+        }
+        failure
+    }
+
+    /// Sends a `claimed` or `removed` notification, in the dialect the thing
+    /// speaks, and remembers it.
+    fn notify(&self, n: Notification, now_ms: u64, out: &mut Outbox) {
+        let d = self.thing_dialect(n.to.bare());
         let id = self.new_id();
         let what = match &n.kind {
             NotificationKind::Claimed { .. } => What::Claimed,
@@ -656,7 +827,7 @@ impl Engine {
             dialect: d,
         } = sent.what
         else {
-            // claimed / removed: the answer only closes the exchange.
+            // claimed / removed / acknowledged: the answer only closes the exchange.
             return Handled::Done;
         };
         let refused_element = matches!(

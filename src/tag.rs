@@ -1,7 +1,9 @@
 //! Meta tags (spec 5.2): checked names and values.
 //!
 //! A [`TagName`] is upper-cased (tag names are case-insensitive), 1 to 32 characters
-//! long and free of `:`, `#`, white space and control characters. A [`TagValue`] is
+//! long ([`TagName::new`], XEP-0347 5.2) or up to 64 ([`TagName::with_limit`], the
+//! successor spec's limit, used by the wire layer for its namespaces) and free of
+//! `:`, `#`, white space and control characters. A [`TagValue`] is
 //! either a string of at most 128 characters (no control characters other than tab,
 //! line feed and carriage return, so it can always be written back as XML) or a
 //! finite number (`-0` is stored as `0`, so numeric equality is plain `==`).
@@ -12,8 +14,13 @@
 use std::cmp::Ordering;
 use std::fmt;
 
-/// The longest tag name, in characters (spec 5.2).
+/// The longest tag name, in characters, of XEP-0347 (5.2): the limit of
+/// [`TagName::new`].
 pub const MAX_NAME_CHARS: usize = 32;
+/// The longest tag name any dialect allows (the IEEE / Neuro-Foundation
+/// successor's 64 characters): the most [`TagName::with_limit`] accepts, so the
+/// most the registry ever holds.
+pub const MAX_NAME_CHARS_ANY: usize = 64;
 /// The longest string value, in characters (spec 5.2).
 pub const MAX_VALUE_CHARS: usize = 128;
 /// The reserved tag shared only by a thing and its owner (spec 6.5): never
@@ -27,6 +34,14 @@ pub const PREDEFINED: [&str; 22] = [
     "MNR", "MODEL", "NAME", "PURL", "REGION", "ROOM", "SN", "STREET", "STREETNR", "V",
 ];
 
+/// The tag names the successor spec (IEEE / Neuro-Foundation "IoT Discovery")
+/// predefines: XEP-0347's plus `R` (the registry address of a claim URI).
+/// Also always accepted, whatever the allow-list says.
+pub const PREDEFINED_SUCCESSOR: [&str; 23] = [
+    "ALT", "APT", "AREA", "BLD", "CITY", "CLASS", "COUNTRY", "KEY", "LAT", "LON", "MAN", "MLOC",
+    "MNR", "MODEL", "NAME", "PURL", "R", "REGION", "ROOM", "SN", "STREET", "STREETNR", "V",
+];
+
 /// Why a tag name or value was rejected. The message says what was wrong and is
 /// meant for the `<text/>` of a `bad-request`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +50,9 @@ pub enum TagError {
     EmptyName,
     /// The name is longer than [`MAX_NAME_CHARS`].
     NameTooLong(String),
+    /// The name is longer than the limit given to [`TagName::with_limit`]
+    /// (when that is not [`MAX_NAME_CHARS`]).
+    NameLongerThan(String, usize),
     /// The name holds `:`, `#`, white space or a control character.
     BadNameChar(String, char),
     /// A string value is longer than [`MAX_VALUE_CHARS`].
@@ -56,6 +74,9 @@ impl fmt::Display for TagError {
                     f,
                     "tag name '{n}' is longer than {MAX_NAME_CHARS} characters"
                 )
+            }
+            TagError::NameLongerThan(n, max) => {
+                write!(f, "tag name '{n}' is longer than {max} characters")
             }
             TagError::BadNameChar(n, c) => {
                 write!(f, "tag name '{n}' contains the forbidden character {c:?}")
@@ -87,8 +108,16 @@ fn shorten(s: &str) -> String {
 pub struct TagName(smol_str::SmolStr);
 
 impl TagName {
-    /// Checks and upper-cases a tag name.
+    /// Checks and upper-cases a tag name of at most [`MAX_NAME_CHARS`] (32)
+    /// characters.
     pub fn new(name: &str) -> Result<Self, TagError> {
+        TagName::with_limit(name, MAX_NAME_CHARS)
+    }
+
+    /// Checks and upper-cases a tag name of at most `max` characters (`max` is
+    /// capped at [`MAX_NAME_CHARS_ANY`]).
+    pub fn with_limit(name: &str, max: usize) -> Result<Self, TagError> {
+        let max = max.min(MAX_NAME_CHARS_ANY);
         if name.is_empty() {
             return Err(TagError::EmptyName);
         }
@@ -98,12 +127,16 @@ impl TagName {
         {
             return Err(TagError::BadNameChar(shorten(name), c));
         }
-        if name.chars().count() > MAX_NAME_CHARS {
-            return Err(TagError::NameTooLong(shorten(name)));
+        if name.chars().count() > max {
+            return Err(if max == MAX_NAME_CHARS {
+                TagError::NameTooLong(shorten(name))
+            } else {
+                TagError::NameLongerThan(shorten(name), max)
+            });
         }
-        if name.is_ascii() && name.len() <= MAX_NAME_CHARS {
+        if name.is_ascii() && name.len() <= MAX_NAME_CHARS_ANY {
             // The common case, without an intermediate String.
-            let mut buf = [0u8; MAX_NAME_CHARS];
+            let mut buf = [0u8; MAX_NAME_CHARS_ANY];
             let up = &mut buf[..name.len()];
             up.copy_from_slice(name.as_bytes());
             up.make_ascii_uppercase();
@@ -115,16 +148,17 @@ impl TagName {
     }
 
     /// Re-reads a name this type produced earlier (store, export): like
-    /// [`TagName::new`], except that an upper-case name may be up to three times
-    /// [`MAX_NAME_CHARS`] long, since the limit counts the characters given and
-    /// upper-casing lengthens some ('ß' -> "SS", 'ﬃ' -> "FFI").
+    /// [`TagName::with_limit`] at [`MAX_NAME_CHARS_ANY`], except that an
+    /// upper-case name may be up to three times that long, since the limit
+    /// counts the characters given and upper-casing lengthens some ('ß' -> "SS",
+    /// 'ﬃ' -> "FFI").
     pub fn from_stored(name: &str) -> Result<Self, TagError> {
-        match TagName::new(name) {
-            Err(TagError::NameTooLong(_)) if name.chars().count() <= 3 * MAX_NAME_CHARS => {
+        match TagName::with_limit(name, MAX_NAME_CHARS_ANY) {
+            Err(TagError::NameLongerThan(..)) if name.chars().count() <= 3 * MAX_NAME_CHARS_ANY => {
                 // Only an upper-cased form may be longer than the limit.
                 let upper: String = name.chars().flat_map(char::to_uppercase).collect();
                 if upper != name {
-                    return Err(TagError::NameTooLong(shorten(name)));
+                    return Err(TagError::NameLongerThan(shorten(name), MAX_NAME_CHARS_ANY));
                 }
                 Ok(TagName(upper.into()))
             }
@@ -142,9 +176,10 @@ impl TagName {
         &*self.0 == KEY
     }
 
-    /// Whether the spec predefines this name (5.2).
+    /// Whether XEP-0347 (5.2) or its successor predefines this name
+    /// ([`PREDEFINED`], [`PREDEFINED_SUCCESSOR`]).
     pub fn is_predefined(&self) -> bool {
-        PREDEFINED.contains(&&*self.0)
+        PREDEFINED_SUCCESSOR.contains(&&*self.0)
     }
 }
 
@@ -304,6 +339,20 @@ mod tests {
             Err(TagError::NameTooLong(_))
         ));
         assert!(TagName::new("temp").unwrap().to_string() == "TEMP");
+        assert!(TagName::with_limit(&"X".repeat(64), 64).is_ok());
+        assert_eq!(
+            TagName::with_limit(&"X".repeat(65), 64)
+                .unwrap_err()
+                .to_string(),
+            format!("tag name '{}' is longer than 64 characters", "X".repeat(40))
+        );
+        assert!(
+            TagName::with_limit(&"X".repeat(65), 1000).is_err(),
+            "capped at 64"
+        );
+        assert!(TagName::from_stored(&"X".repeat(64)).is_ok());
+        assert!(TagName::new("r").unwrap().is_predefined());
+        assert!(PREDEFINED.iter().all(|p| PREDEFINED_SUCCESSOR.contains(p)));
     }
 
     #[test]

@@ -93,6 +93,8 @@
 //! | `nrange` | `strNRange` / `numNRange` | interval: the range that is excluded |
 //! | `mask` | `strMask`, wildcard `*` | the mask |
 //! | `mask(W)` | `strMask`, wildcard `W` (`mask()`: no wildcard) | the mask |
+//! | `regex` | `strRegEx` | the regular expression (write `\\` or `%5C` for a `\`) |
+//! | `names(W).K` | keyword `K` with `nameWildcard` `W`: the name is a mask over tag names | as for `K` |
 //!
 //! In an interval `[` and `]` include an endpoint, `(` and `)` exclude it, and
 //! the endpoints are split at the one unescaped `,` (write `\,` or `%2C` for a
@@ -104,7 +106,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use crate::query::pattern::Mask;
+use crate::query::pattern::{Mask, NameMask, Regex};
 use crate::query::{NumRange, Operator, StrRange};
 use crate::tag::{self, Number, Tag, TagError, TagName, TagValue};
 
@@ -117,7 +119,8 @@ pub const URI_SCHEME: &str = "iotdisco:";
 /// The tag that names the registry in the successor's URIs.
 pub const REGISTRY_TAG: &str = "R";
 
-/// How each of the 17 search operators is written in a search URI, for `--help`.
+/// How each of the 17 search operators (and the successor's `strRegEx` and
+/// `nameWildcard`) is written in a search URI, for `--help`.
 pub const SEARCH_URI_HELP: &str = "\
 Search URI: iotdisco:ITEM;ITEM;...  (all items must hold; quote it in the shell)
 '#' before a tag name selects the numeric operators; names are case-insensitive.
@@ -151,6 +154,10 @@ Extension (iotdisco): any operator written explicitly, never merged:
   NAME:nrange=[a,b]       outside the interval (strNRange / numNRange)
   NAME:mask=*39487*       mask with wildcard *; NAME:mask(W)=... wildcard W,
                           NAME:mask()=... no wildcard
+  SN:regex=^3948[0-9]*7$  strRegEx: the whole value matches the regular
+                          expression (write \\\\ or %5C for a \\)
+  TEMP*:names(*).gt=20    nameWildcard: any tag whose name matches the mask
+                          TEMP* (wildcard *) satisfies the keyword after it
   e.g. #V:range=[1,1]  #T:gt=5;#T:lt=9;#T:neq=7
 Escapes: \\ makes the next character literal (\\; \\, \\\\); names and values are
 then percent-decoded (%3B is ';', %25 is '%'). R=JID names the registry.
@@ -209,6 +216,9 @@ pub enum UriErrorKind {
     BadInterval(&'static str),
     /// A mask that cannot be compiled.
     BadMask(String),
+    /// A `regex` or `names(W).` item whose regular expression or name mask is
+    /// refused.
+    BadPattern(String),
     /// An empty `R=` (registry address).
     EmptyRegistry,
 }
@@ -262,6 +272,7 @@ impl fmt::Display for UriErrorKind {
             }
             UriErrorKind::BadInterval(why) => write!(f, "invalid interval: {why}"),
             UriErrorKind::BadMask(e) => write!(f, "invalid mask: {e}"),
+            UriErrorKind::BadPattern(e) => write!(f, "{e}"),
             UriErrorKind::EmptyRegistry => f.write_str("the registry address (R=) is empty"),
         }
     }
@@ -1080,6 +1091,35 @@ fn make_mask(value: &str, wildcard: Option<&str>, pos: usize) -> Result<Mask, Ur
 fn explicit(item: &RawItem, name: TagName, kw: &[(char, bool)]) -> Result<Operator, UriError> {
     let word = plain(kw);
     let lower = word.to_ascii_lowercase();
+    if lower.starts_with("names(") {
+        // `names(W).K`: the name is a mask over tag names, wildcard `W`.
+        let close =
+            (6..kw.len()).find(|&i| kw[i] == (')', false) && kw.get(i + 1) == Some(&('.', false)));
+        let Some(close) = close else {
+            return err(item.op_pos, UriErrorKind::UnknownOperator(word));
+        };
+        let wildcard = percent_decode(&plain(&kw[6..close]));
+        let mask = NameMask::new(&percent_decode(&item.name), &wildcard).map_err(|e| UriError {
+            position: item.name_pos,
+            kind: UriErrorKind::BadPattern(e.to_string()),
+        })?;
+        let inner = explicit(item, name, &kw[close + 2..])?;
+        if matches!(inner, Operator::AnyName(..)) {
+            return err(item.op_pos, UriErrorKind::UnknownOperator(word));
+        }
+        return Ok(Operator::any_name(mask, inner));
+    }
+    if lower == "regex" {
+        if item.numeric {
+            return err(item.op_pos, UriErrorKind::NumericMask);
+        }
+        let value = item.value();
+        let regex = Regex::new(&value).map_err(|e| UriError {
+            position: item.value_pos,
+            kind: UriErrorKind::BadPattern(e.to_string()),
+        })?;
+        return Ok(Operator::StrRegEx(name, regex));
+    }
     let cmp = match lower.as_str() {
         "eq" => Some(Cmp::Eq),
         "neq" => Some(Cmp::NEq),
@@ -1280,7 +1320,32 @@ fn interval_text(min: &str, min_incl: bool, max: &str, max_incl: bool) -> String
     )
 }
 
-/// The extension's explicit form of any operator.
+/// `MASK:names(W).KEYWORD=VALUE`: the inner operator's explicit form with the
+/// name mask in place of its name.
+fn any_name_form(mask: &NameMask, inner: &Operator) -> String {
+    let body = explicit_form(inner);
+    // The inner form starts with `[#]NAME:`; put the mask and the prefix in
+    // its place.
+    let numeric = body.starts_with('#');
+    let after = body.find(':').map_or("", |i| &body[i + 1..]);
+    format!(
+        "{}{}:names({}).{after}",
+        if numeric { "#" } else { "" },
+        percent_encode(mask.source(), |c| {
+            (unreserved(c) && c != '~') || matches!(c, '*' | '@' | '/' | '+' | '!' | '$')
+        }),
+        percent_encode(mask.wildcard(), |c| {
+            (unreserved(c) && c != '~' && c != '.')
+                || matches!(c, '*' | '@' | '/' | '+' | '!' | '$')
+        })
+    )
+}
+
+/// The extension's explicit form of any operator. `nameWildcard` is written as
+/// the keyword prefix `names(W).` after the name mask (percent-encoded as a
+/// name is); a name mask that cannot be read back as a name (one holding `:`
+/// or `#`, which no stored tag name holds) is written all the same, as text the
+/// parser refuses rather than reads as something else.
 fn explicit_form(op: &Operator) -> String {
     let name = op.name();
     let s = |kw: &str, v: &str| format!("{}:{kw}={}", prefix(false, name), enc_value(v));
@@ -1336,12 +1401,15 @@ fn explicit_form(op: &Operator) -> String {
             };
             format!("{}:{kw}={}", prefix(false, name), enc_value(m.source()))
         }
+        Operator::StrRegEx(_, r) => s("regex", r.source()),
+        Operator::AnyName(mask, inner) => any_name_form(mask, inner),
     }
 }
 
 /// Formats operators as a search URI that [`parse_search_uri`] reads back to the
 /// same list: the successor's form for an operator alone on its tag where that
-/// form is exact, the extension's explicit form otherwise.
+/// form is exact, the extension's explicit form otherwise (always for
+/// `strRegEx`, `NAME:regex=...`, and `nameWildcard`, `MASK:names(W).KEYWORD=...`).
 pub fn format_search_uri(operators: &[Operator]) -> String {
     let mut count: HashMap<&TagName, usize> = HashMap::new();
     for op in operators {
@@ -1529,5 +1597,52 @@ mod tests {
         let text = format_search_uri(&ops);
         assert_eq!(text, "iotdisco:#T:gt=5;#T:lt=9");
         assert_eq!(parse_search_uri(&text).unwrap(), ops);
+    }
+
+    #[test]
+    fn regex_and_name_wildcard_items() {
+        let ops = parse_search_uri(
+            "iotdisco:SN:regex=^3948[0-9]*7$;#temp*:names(*).gt=20;M?:names(%3F).regex=a\\\\d",
+        )
+        .unwrap();
+        let any = |m: &str, w: &str, op| Operator::any_name(NameMask::new(m, w).unwrap(), op);
+        assert_eq!(
+            ops,
+            vec![
+                Operator::StrRegEx(name("SN"), Regex::new("^3948[0-9]*7$").unwrap()),
+                any("temp*", "*", Operator::NumGt(name("X"), num(20.0))),
+                any(
+                    "M?",
+                    "?",
+                    Operator::StrRegEx(name("X"), Regex::new("a\\d").unwrap())
+                ),
+            ]
+        );
+        let text = format_search_uri(&ops);
+        assert_eq!(
+            text,
+            "iotdisco:SN:regex=%5E3948%5B0-9%5D*7$;#temp*:names(*).gt=20;M%3F:names(%3F).regex=a%5Cd"
+        );
+        assert_eq!(parse_search_uri(&text).unwrap(), ops);
+        let e = parse_search_uri("iotdisco:SN:regex=a)").unwrap_err();
+        assert!(matches!(e.kind, UriErrorKind::BadPattern(_)), "{e}");
+        let e = parse_search_uri("iotdisco:#SN:regex=a").unwrap_err();
+        assert!(matches!(e.kind, UriErrorKind::NumericMask), "{e}");
+        let e = parse_search_uri("iotdisco:T*:names(*)gt=1").unwrap_err();
+        assert!(matches!(e.kind, UriErrorKind::UnknownOperator(_)), "{e}");
+        let e = parse_search_uri("iotdisco:T*:names().gt=1").unwrap_err();
+        assert!(matches!(e.kind, UriErrorKind::BadPattern(_)), "{e}");
+    }
+
+    #[test]
+    fn formatting_name_masks_no_name_can_hold_does_not_panic() {
+        let op = Operator::any_name(
+            NameMask::new("urn:x:*", "*").unwrap(),
+            Operator::NumGt(name("X"), num(1.0)),
+        );
+        let text = format_search_uri(std::slice::from_ref(&op));
+        assert_eq!(text, "iotdisco:#urn%3Ax%3A*:names(*).gt=1");
+        // It reads back as an error (a name never holds ':'), not as something else.
+        assert!(parse_search_uri(&text).is_err());
     }
 }

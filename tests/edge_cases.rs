@@ -969,9 +969,11 @@ fn max_count_is_capped_and_malformed_searches_rejected() {
         let r = reg.search(&req).unwrap();
         assert_eq!((r.things.len(), r.more), (len, more), "{max_count:?}");
     }
-    // maxCount 0, no operator at all, or too many of them.
+    // maxCount 0 or too many operators. No operator at all lists every
+    // public claimed thing, paged like any search (issue 7).
     bad(reg.search(&page(vec![eq("SN", "1")], 0, Some(0))));
-    bad(reg.search(&Search::new(vec![])));
+    let all = reg.search(&page(vec![], 5, Some(1000))).unwrap();
+    assert_eq!((all.things.len(), all.more), (10, false));
     bad(reg.search(&Search::new(vec![eq("SN", "1"); 33])));
     consistent(&reg);
 }

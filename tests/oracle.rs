@@ -1174,6 +1174,16 @@ fn mop_of(op: &Operator) -> MOp {
         Operator::NumLtEq(n, c) => MOp::NumLtEq(s(n), c.get()),
         Operator::NumRange(n, r) => nr(n, r, false),
         Operator::NumNRange(n, r) => nr(n, r, true),
+        Operator::StrRegEx(n, r) => MOp::StrRegEx(
+            s(n),
+            model::model_regex(r.source())
+                .expect("the model reads every pattern the registry does"),
+        ),
+        Operator::AnyName(m, op) => MOp::AnyName(
+            m.source().to_string(),
+            m.wildcard().to_string(),
+            Box::new(mop_of(op)),
+        ),
     }
 }
 
@@ -2486,5 +2496,324 @@ fn large_population_matches_naive_scan() {
         if j % 2 == 0 && all.len() <= 4_000 {
             walk(ops, [1, 13, 100][j % 3], &what);
         }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// `strRegEx` and `nameWildcard` against a naive scan (issue 7)
+
+/// A random regular expression over the values `rx_value` draws.
+fn rx_pattern() -> impl Strategy<Value = String> {
+    let atom = select(vec![
+        "a", "b", "1", "7", "[0-9]", "[ab]", ".", "\\d", "(a|b1)", "[^a]", "é", "x?",
+    ]);
+    let rep = select(vec!["", "", "*", "+", "?", "{1,2}"]);
+    (
+        any::<bool>(),
+        prop::collection::vec((atom, rep), 0..5),
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(|(start, parts, end, alt)| {
+            let mut p = String::new();
+            if start {
+                p.push('^');
+            }
+            for (a, r) in &parts {
+                p.push_str(a);
+                p.push_str(r);
+            }
+            if alt {
+                p.push_str("|ab");
+            }
+            if end {
+                p.push('$');
+            }
+            p
+        })
+}
+
+fn rx_value() -> impl Strategy<Value = String> {
+    prop::collection::vec(select(vec!['a', 'b', '1', '7', '3', 'é', 'x']), 0..6)
+        .prop_map(|cs| cs.into_iter().collect())
+}
+
+/// Names drawn from a small pool so masks find several of them.
+fn rx_name() -> impl Strategy<Value = &'static str> {
+    select(vec![
+        "T1", "T2", "T12", "TEMP", "TX", "AT", "SN", "KEY", "Té",
+    ])
+}
+
+#[derive(Debug, Clone)]
+enum RxVal {
+    Str(String),
+    Num(i8),
+}
+
+fn rx_thing() -> impl Strategy<Value = Vec<(&'static str, RxVal)>> {
+    prop::collection::vec(
+        (
+            rx_name(),
+            prop_oneof![
+                rx_value().prop_map(RxVal::Str),
+                (-3i8..4).prop_map(RxVal::Num)
+            ],
+        ),
+        1..6,
+    )
+}
+
+#[derive(Debug, Clone)]
+enum RxOp {
+    Regex(&'static str, String),
+    Any(&'static str, &'static str, Box<RxOp>),
+    NumGt(&'static str, i8),
+    NumEq(&'static str, i8),
+    NumNEq(&'static str, i8),
+    StrEq(&'static str, String),
+    StrMask(&'static str, String),
+}
+
+fn rx_op() -> impl Strategy<Value = RxOp> {
+    let leaf = prop_oneof![
+        (rx_name(), rx_pattern()).prop_map(|(n, p)| RxOp::Regex(n, p)),
+        (rx_name(), -3i8..4).prop_map(|(n, v)| RxOp::NumGt(n, v)),
+        (rx_name(), -3i8..4).prop_map(|(n, v)| RxOp::NumEq(n, v)),
+        (rx_name(), -3i8..4).prop_map(|(n, v)| RxOp::NumNEq(n, v)),
+        (rx_name(), rx_value()).prop_map(|(n, v)| RxOp::StrEq(n, v)),
+        (rx_name(), rx_value()).prop_map(|(n, v)| RxOp::StrMask(n, format!("{v}*"))),
+    ];
+    let masks = select(vec![
+        ("T*", "*"),
+        ("t*", "*"),
+        ("*1*", "*"),
+        ("T?", "?"),
+        ("*", "*"),
+        ("K*", "*"),
+        ("tx", "*"),
+        ("TzMP", "z"),
+        ("*é", "*"),
+        ("NONE*", "*"),
+    ]);
+    prop_oneof![
+        2 => leaf.clone(),
+        3 => (masks, leaf).prop_map(|((m, w), op)| RxOp::Any(m, w, Box::new(op))),
+    ]
+}
+
+fn rx_operator(op: &RxOp) -> Option<Operator> {
+    use iotdisco::query::{NameMask, Regex};
+    let name = |n: &str| TagName::new(n).expect("valid name");
+    let num = |x: i8| Number::new(f64::from(x), "X").expect("finite");
+    Some(match op {
+        RxOp::Regex(n, p) => Operator::StrRegEx(name(n), Regex::new(p).ok()?),
+        RxOp::NumGt(n, v) => Operator::NumGt(name(n), num(*v)),
+        RxOp::NumEq(n, v) => Operator::NumEq(name(n), num(*v)),
+        RxOp::NumNEq(n, v) => Operator::NumNEq(name(n), num(*v)),
+        RxOp::StrEq(n, v) => Operator::StrEq(name(n), v.as_str().into()),
+        RxOp::StrMask(n, m) => Operator::StrMask(name(n), Mask::new(m, Some("*")).expect("mask")),
+        RxOp::Any(m, w, inner) => {
+            Operator::any_name(NameMask::new(m, w).expect("name mask"), rx_operator(inner)?)
+        }
+    })
+}
+
+/// Each installed thing's bare JID and the tags the registry kept.
+type RxNaive = Vec<(String, Vec<(String, Val)>)>;
+
+/// Installs `things` (public, claimed) into a fresh registry.
+fn rx_registry(things: &[Vec<(&'static str, RxVal)>]) -> (Registry, RxNaive) {
+    let reg = Registry::new(Config::default());
+    let mut naive = Vec::new();
+    for (i, t) in things.iter().enumerate() {
+        let mut tags: Vec<Tag> = Vec::new();
+        for (n, v) in t {
+            if tags.iter().any(|x| x.name.as_str() == *n) {
+                continue;
+            }
+            tags.push(match v {
+                RxVal::Str(s) => Tag::str(n, s).expect("tag"),
+                RxVal::Num(x) => Tag::num(n, f64::from(*x)).expect("tag"),
+            });
+        }
+        // A unique KEY keeps every claim unambiguous (unless the thing has its own).
+        if !tags.iter().any(|x| x.name.is_key()) {
+            tags.push(Tag::str("KEY", &format!("k{i}")).expect("tag"));
+        }
+        let g = datagen::GenThing {
+            jid: Jid::parse(&format!("t{i}@example.org/r")).expect("jid"),
+            owner: BareJid::parse(&format!("o{}@example.org", i % 3)).expect("jid"),
+            tags: tags.clone(),
+        };
+        if datagen::install(&reg, &g).is_err() {
+            continue;
+        }
+        // What the registry keeps (an empty string value is no tag at all).
+        let rec = reg
+            .get(&ThingKey::of(g.jid.bare().clone()))
+            .expect("installed");
+        naive.push((format!("t{i}@example.org"), mtags_of(&rec.tags)));
+    }
+    (reg, naive)
+}
+
+fn rx_check(
+    reg: &Registry,
+    naive: &[(String, Vec<(String, Val)>)],
+    ops: Vec<Operator>,
+) -> Result<(), TestCaseError> {
+    let mops: Vec<MOp> = ops.iter().map(mop_of).collect();
+    let want: BTreeSet<&str> = naive
+        .iter()
+        .filter(|(_, tags)| mops.iter().all(|m| m.matches_tags(tags)))
+        .map(|(j, _)| j.as_str())
+        .collect();
+    let got = reg
+        .search(&Search {
+            operators: ops.clone(),
+            offset: 0,
+            max_count: Some(100),
+        })
+        .map_err(|e| fail(format!("search {ops:?}: {e}")))?;
+    let got_set: BTreeSet<String> = got.things.iter().map(|t| t.key.jid.to_string()).collect();
+    let got_ref: BTreeSet<&str> = got_set.iter().map(String::as_str).collect();
+    prop_assert_eq!(&got_ref, &want, "operators {:?}", ops);
+    prop_assert!(!got.more || want.len() > 100);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(proptest_config(128))]
+
+    #[test]
+    fn regex_and_name_wildcard_match_naive_scan(
+        things in prop::collection::vec(rx_thing(), 0..40),
+        searches in prop::collection::vec(prop::collection::vec(rx_op(), 1..3), 1..6),
+    ) {
+        let (reg, naive) = rx_registry(&things);
+        for s in &searches {
+            let Some(ops) = s.iter().map(rx_operator).collect::<Option<Vec<_>>>() else {
+                continue;
+            };
+            rx_check(&reg, &naive, ops)?;
+        }
+    }
+}
+
+/// Larger populations, so the planner's unions, budgets and per-candidate
+/// checks over several names all run: 20 numeric `TEMPn` tags on some things,
+/// serial-number-like strings, against the naive scan.
+#[test]
+fn regex_and_name_wildcard_large_population() {
+    use iotdisco::query::{NameMask, Regex};
+    let mut r = datagen::Rng::new(0x7e6e_0347, 0);
+    let mut things: Vec<Vec<(&'static str, RxVal)>> = Vec::new();
+    const TEMPS: [&str; 20] = [
+        "TEMP0", "TEMP1", "TEMP2", "TEMP3", "TEMP4", "TEMP5", "TEMP6", "TEMP7", "TEMP8", "TEMP9",
+        "TEMP10", "TEMP11", "TEMP12", "TEMP13", "TEMP14", "TEMP15", "TEMP16", "TEMP17", "TEMP18",
+        "TEMP19",
+    ];
+    for i in 0..6000u64 {
+        let mut t = vec![("SN", RxVal::Str(format!("{:06}", r.below(1_000_000))))];
+        if i % 3 == 0 {
+            for name in TEMPS.iter().take(1 + r.below(20) as usize) {
+                t.push((name, RxVal::Num(r.below(7) as i8 - 3)));
+            }
+        }
+        if i % 5 == 0 {
+            t.push((
+                "MAN",
+                RxVal::Str(["a", "b", "c"][r.below(3) as usize].into()),
+            ));
+        }
+        things.push(t);
+    }
+    let (reg, naive) = rx_registry(&things);
+    let name = |n: &str| TagName::new(n).expect("valid name");
+    let num = |x: f64| Number::new(x, "X").expect("finite");
+    let any = |m: &str, op: Operator| Operator::any_name(NameMask::new(m, "*").expect("mask"), op);
+    let cases: Vec<Vec<Operator>> = vec![
+        vec![Operator::StrRegEx(
+            name("SN"),
+            Regex::new("^12[0-9]*7$").expect("re"),
+        )],
+        vec![Operator::StrRegEx(
+            name("SN"),
+            Regex::new("1.*").expect("re"),
+        )],
+        vec![Operator::StrRegEx(
+            name("SN"),
+            Regex::new(".*99.*").expect("re"),
+        )],
+        vec![Operator::StrRegEx(
+            name("SN"),
+            Regex::new("123456").expect("re"),
+        )],
+        vec![
+            Operator::StrRegEx(name("SN"), Regex::new("^3[0-9]*7$").expect("re")),
+            Operator::StrEq(name("MAN"), "a".into()),
+        ],
+        vec![any("TEMP*", Operator::NumGt(name("X"), num(2.0)))],
+        vec![any("temp1*", Operator::NumEq(name("X"), num(-3.0)))],
+        vec![any("TEMP*", Operator::NumNEq(name("X"), num(0.0)))],
+        vec![
+            any("TEMP*", Operator::NumGtEq(name("X"), num(3.0))),
+            Operator::StrEq(name("MAN"), "b".into()),
+        ],
+        vec![any(
+            "*",
+            Operator::StrRegEx(name("X"), Regex::new("[abc]").expect("re")),
+        )],
+        vec![
+            any("TEMP1*", Operator::NumLt(name("X"), num(-2.0))),
+            any("TEMP2*", Operator::NumGt(name("X"), num(2.0))),
+            Operator::StrRegEx(name("SN"), Regex::new("[0-4].*").expect("re")),
+        ],
+        // Rare combinations: the walk stays unproductive and escalates the
+        // operators over several tags to unions.
+        vec![
+            any("TEMP1*", Operator::NumGtEq(name("X"), num(3.0))),
+            Operator::StrRegEx(name("SN"), Regex::new(".*99.*").expect("re")),
+        ],
+        vec![
+            any("TEMP*", Operator::NumLt(name("X"), num(-2.0))),
+            any("TEMP1*", Operator::NumGt(name("X"), num(2.0))),
+            Operator::StrRegEx(name("SN"), Regex::new(".*00.*").expect("re")),
+        ],
+        vec![any(
+            "KEY",
+            Operator::StrRegEx(name("X"), Regex::new(".*").expect("re")),
+        )],
+    ];
+    for ops in cases {
+        // Every page of the answer, in order, against the naive scan.
+        let mops: Vec<MOp> = ops.iter().map(mop_of).collect();
+        let want: Vec<&str> = naive
+            .iter()
+            .filter(|(_, tags)| mops.iter().all(|m| m.matches_tags(tags)))
+            .map(|(j, _)| j.as_str())
+            .collect();
+        let mut got: Vec<String> = Vec::new();
+        let mut offset = 0;
+        loop {
+            let page = reg
+                .search(&Search {
+                    operators: ops.clone(),
+                    offset,
+                    max_count: Some(100),
+                })
+                .expect("search");
+            got.extend(page.things.iter().map(|t| t.key.jid.to_string()));
+            if !page.more {
+                break;
+            }
+            offset += 100;
+        }
+        let mut want_sorted: Vec<&str> = want.clone();
+        want_sorted.sort_unstable();
+        let mut got_sorted: Vec<&str> = got.iter().map(String::as_str).collect();
+        got_sorted.sort_unstable();
+        assert_eq!(got_sorted, want_sorted, "{ops:?}");
     }
 }

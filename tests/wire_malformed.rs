@@ -860,11 +860,21 @@ fn too_many_operators() {
 }
 
 #[test]
-fn empty_search() {
-    bad_request(get(&format!("<search {D}/>")), "at least one operator");
-    bad_request(search("", ""), "at least one operator");
-    // Only foreign extension children: still no operator.
-    bad_request(search("", "<x xmlns='urn:ext'/>"), "at least one operator");
+fn empty_search_lists_the_public_claimed_things() {
+    // No operator (issue 7): every public claimed thing, paged as usual; also
+    // with only foreign extension children. Not malformed, and changes nothing.
+    let f = Fixture::new();
+    let before = f.snapshot();
+    let all = f.ok(&get(&format!("<search {D}/>")), 1);
+    assert!(
+        all[0].contains("<found") && all[0].contains("<thing"),
+        "{all:?}"
+    );
+    assert_eq!(f.ok(&search("", ""), 1), all);
+    assert_eq!(f.ok(&search("", "<x xmlns='urn:ext'/>"), 1), all);
+    let first = f.ok(&search(" maxCount='1'", ""), 1);
+    assert_eq!(first[0].matches("<thing").count(), 1, "{first:?}");
+    assert_eq!(before, f.snapshot());
 }
 
 #[test]
@@ -1515,10 +1525,10 @@ fn reply_comes_from_the_requests_to_and_keeps_odd_ids() {
     let f = Fixture::new();
     f.expect_at(
         format!(
-            "<iq type='get' from='{OWNER}' to='registry@example.org/r' id='a&amp;&lt;&apos;b'><search {D}/></iq>"
+            "<iq type='get' from='{OWNER}' to='registry@example.org/r' id='a&amp;&lt;&apos;b'><search {D} maxCount='0'/></iq>"
         ),
         Want::Error("modify", "bad-request"),
-        "at least one operator",
+        "maxCount must be positive",
         Addr {
             from: "registry@example.org/r",
             to: OWNER,
@@ -1527,9 +1537,9 @@ fn reply_comes_from_the_requests_to_and_keeps_odd_ids() {
     );
     // Without `to`, the reply comes from the engine's address.
     f.expect(
-        format!("<iq type='get' from='{OWNER}' id='{ID}'><search {D}/></iq>"),
+        format!("<iq type='get' from='{OWNER}' id='{ID}'><search {D} maxCount='0'/></iq>"),
         Want::Error("modify", "bad-request"),
-        "at least one operator",
+        "maxCount must be positive",
     );
 }
 

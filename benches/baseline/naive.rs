@@ -58,6 +58,8 @@ enum STest {
     In(Box<[u8]>, bool, Box<[u8]>, bool),
     Out(Box<[u8]>, bool, Box<[u8]>, bool),
     Mask(Glob),
+    /// `strRegEx`: the `regex` crate, compiled as `^(?:pattern)$`.
+    Regex(regex::bytes::Regex),
 }
 
 /// A numeric test.
@@ -83,6 +85,9 @@ enum Test {
 #[derive(Debug)]
 pub struct Pred {
     name: u16,
+    /// `nameWildcard`: every other tag number whose name matches the mask (the
+    /// thing matches when any of `name` and these passes the test).
+    alts: Vec<u16>,
     test: Test,
 }
 
@@ -186,6 +191,7 @@ impl STest {
             STest::In(lo, li, hi, hi_inc) => above_s(v, lo, *li) && below_s(v, hi, *hi_inc),
             STest::Out(lo, li, hi, hi_inc) => !(above_s(v, lo, *li) && below_s(v, hi, *hi_inc)),
             STest::Mask(g) => g.matches(v),
+            STest::Regex(r) => r.is_match(v),
         }
     }
 }
@@ -235,6 +241,10 @@ fn test_of(op: &Operator) -> Test {
             Test::S(STest::Out(a, ai, b, bi))
         }
         O::StrMask(_, m) => Test::S(STest::Mask(Glob::new(m.source(), m.wildcard()))),
+        O::StrRegEx(_, r) => Test::S(STest::Regex(
+            regex::bytes::Regex::new(&format!("^(?:{})$", r.source())).expect("regex"),
+        )),
+        O::AnyName(_, op) => test_of(op),
         O::NumEq(_, c) => Test::N(NTest::Eq(c.get())),
         O::NumNEq(_, c) => Test::N(NTest::Ne(c.get())),
         O::NumGt(_, c) => Test::N(NTest::Gt(c.get())),
@@ -253,17 +263,35 @@ fn test_of(op: &Operator) -> Test {
 }
 
 impl Pred {
-    fn matches(&self, t: &NaiveThing) -> bool {
-        // A thing has each tag name at most once.
-        let Some((_, v)) = t.tags.iter().find(|(n, _)| *n == self.name) else {
-            return false;
-        };
+    fn test(&self, v: &TagValue) -> bool {
         match (&self.test, v) {
             (Test::S(s), TagValue::Str(v)) => s.check(v.as_bytes()),
             (Test::N(n), TagValue::Num(v)) => n.check(v.get()),
             _ => false,
         }
     }
+
+    fn matches(&self, t: &NaiveThing) -> bool {
+        if !self.alts.is_empty() {
+            return t
+                .tags
+                .iter()
+                .any(|(n, v)| (*n == self.name || self.alts.contains(n)) && self.test(v));
+        }
+        // A thing has each tag name at most once.
+        let Some((_, v)) = t.tags.iter().find(|(n, _)| *n == self.name) else {
+            return false;
+        };
+        self.test(v)
+    }
+}
+
+/// `nameWildcard`: whether a (stored, upper-case) tag name matches the mask,
+/// its pieces upper-cased.
+fn name_matches(mask: &str, wildcard: &str, name: &str) -> bool {
+    let pieces: Vec<String> = mask.split(wildcard).map(str::to_uppercase).collect();
+    let joined = pieces.join("\u{0}");
+    Glob::new(&joined, Some("\u{0}")).matches(name.as_bytes())
 }
 
 impl Naive {
@@ -327,12 +355,24 @@ impl Naive {
     pub fn compile(&self, ops: &[Operator]) -> Option<Vec<Pred>> {
         ops.iter()
             .map(|op| {
+                if let Operator::AnyName(mask, _) = op {
+                    let mut ids = self.tag_names.iter().enumerate().filter_map(|(i, n)| {
+                        (!n.is_key() && name_matches(mask.source(), mask.wildcard(), n.as_str()))
+                            .then_some(i as u16)
+                    });
+                    return Some(Pred {
+                        name: ids.next()?,
+                        alts: ids.collect(),
+                        test: test_of(op),
+                    });
+                }
                 let name = op.name().as_str();
                 if name == "KEY" {
                     return None;
                 }
                 Some(Pred {
                     name: *self.names.get(name)?,
+                    alts: Vec::new(),
                     test: test_of(op),
                 })
             })

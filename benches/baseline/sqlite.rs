@@ -18,6 +18,13 @@
 //! can plan its literal prefix as an index range once (a bound `LIKE` pattern
 //! makes SQLite re-prepare the statement on every execution). `PRAGMA
 //! case_sensitive_like = ON` makes `LIKE` compare bytes, as `strMask` does.
+//!
+//! `strRegEx` is `s REGEXP ?` with a `regexp(pattern, value)` function
+//! registered through rusqlite (the `regex` crate, the pattern compiled once
+//! per statement as `^(?:pattern)$` and cached as the call's auxiliary data);
+//! `nameWildcard` is `SELECT DISTINCT thing FROM tag WHERE name LIKE <mask>
+//! AND name <> 'KEY' AND <the operator's condition>`, the mask's pieces
+//! upper-cased as stored names are.
 
 use std::time::{Duration, Instant};
 
@@ -184,6 +191,7 @@ impl Sqlite {
              PRAGMA case_sensitive_like = ON;",
         )
         .expect("pragmas");
+        register_regexp(&conn);
         conn.execute_batch(SCHEMA).expect("schema");
         if indexes {
             conn.execute_batch(INDEXES).expect("indexes");
@@ -353,6 +361,30 @@ impl Sqlite {
     }
 }
 
+/// Registers `regexp(pattern, value)`, which SQLite calls for `value REGEXP
+/// pattern`: the compiled pattern is kept as auxiliary data, so a statement
+/// compiles it once, not once per row.
+fn register_regexp(conn: &Connection) {
+    use rusqlite::functions::FunctionFlags;
+    conn.create_scalar_function(
+        "regexp",
+        2,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            let re = ctx.get_or_create_aux(0, |vr| -> Result<regex::Regex, BoxError> {
+                Ok(regex::Regex::new(vr.as_str()?)?)
+            })?;
+            Ok(match ctx.get_raw(1) {
+                ValueRef::Text(t) => re.is_match(std::str::from_utf8(t).unwrap_or("")),
+                _ => false,
+            })
+        },
+    )
+    .expect("register regexp");
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// `LIKE` pattern of a mask: pieces joined with `%`, `%`, `_` and `\` escaped
 /// with `\` (used with `ESCAPE '\'`).
 pub fn like_pattern(mask: &str, wildcard: Option<&str>) -> String {
@@ -408,14 +440,36 @@ fn num_range(r: &NumRange) -> [Value; 2] {
 /// its operands to `params`.
 pub fn select_of(op: &Operator, params: &mut Vec<Value>) -> String {
     use Operator as O;
+    if let O::AnyName(mask, inner) = op {
+        // One row per matching tag: DISTINCT keeps a thing once (COUNT(*)
+        // counts things).
+        let pieces: Vec<String> = mask
+            .source()
+            .split(mask.wildcard())
+            .map(str::to_uppercase)
+            .collect();
+        let like: Vec<String> = pieces.iter().map(|p| like_pattern(p, None)).collect();
+        return format!(
+            "SELECT DISTINCT thing FROM tag WHERE name LIKE {} ESCAPE '\\' AND name <> 'KEY' AND {}",
+            sql_literal(&like.join("%")),
+            cond_of(inner, params)
+        );
+    }
     let name = op.name().as_str();
     if name == "KEY" {
         // KEY is never searchable.
         return "SELECT thing FROM tag WHERE 0".into();
     }
     params.push(Value::Text(name.into()));
+    let cond = cond_of(op, params);
+    format!("SELECT thing FROM tag WHERE name = ? AND {cond}")
+}
+
+/// The condition on a `tag` row's value, appending its operands to `params`.
+fn cond_of(op: &Operator, params: &mut Vec<Value>) -> String {
+    use Operator as O;
     let text = |c: &str| Value::Text(c.into());
-    let cond = match op {
+    match op {
         O::StrEq(_, c) => {
             params.push(text(c));
             "s = ?".to_string()
@@ -484,8 +538,12 @@ pub fn select_of(op: &Operator, params: &mut Vec<Value>) -> String {
             params.extend(num_range(r));
             outside("n", r.min_included, r.max_included)
         }
-    };
-    format!("SELECT thing FROM tag WHERE name = ? AND {cond}")
+        O::StrRegEx(_, r) => {
+            params.push(text(&format!("^(?:{})$", r.source())));
+            "s REGEXP ?".to_string()
+        }
+        O::AnyName(_, inner) => cond_of(inner, params),
+    }
 }
 
 /// A conjunction as SQL.

@@ -71,6 +71,19 @@ impl Names {
             .map(|(i, (n, c))| (NameId(i as u32), n, *c))
     }
 
+    /// The ids of the names in use (by at least one thing) that `pred` accepts,
+    /// in id order: how `nameWildcard` finds its tags without looking at things.
+    pub fn matching<'s>(
+        &'s self,
+        pred: impl Fn(&str) -> bool + 's,
+    ) -> impl Iterator<Item = NameId> + 's {
+        self.names
+            .iter()
+            .enumerate()
+            .filter(move |(_, (n, uses))| *uses > 0 && pred(n.as_str()))
+            .map(|(i, _)| NameId(i as u32))
+    }
+
     /// Heap bytes held, approximately.
     pub fn heap_bytes(&self) -> usize {
         self.names.capacity() * std::mem::size_of::<(TagName, u64)>()

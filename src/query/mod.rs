@@ -2,15 +2,16 @@
 //! plan that turns them into one ordered page of thing ids.
 //!
 //! Parsing, planning and executing are separate: [`operator`] says what each
-//! operator means, [`pattern`] compiles masks, [`plan`] decides how to evaluate a
-//! conjunction against the indexes.
+//! operator means, [`pattern`] compiles masks, `strRegEx` regular expressions and
+//! `nameWildcard` name masks, [`plan`] decides how to evaluate a conjunction
+//! against the indexes.
 
 pub mod operator;
 pub mod pattern;
 pub mod plan;
 
 pub use operator::{NumRange, Operator, StrRange};
-pub use pattern::Mask;
+pub use pattern::{Mask, NameMask, Regex};
 
 /// A search request: the conjunction of `operators`, skipping `offset` matches and
 /// returning at most `max_count` (lowered to the registry's cap; `None` = the cap).

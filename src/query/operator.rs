@@ -10,10 +10,16 @@
 //! For ranges, `min_included`/`max_included` say whether the endpoints belong to
 //! the range; for `NRange` the range is excluded from the result, so an included
 //! endpoint is NOT matched.
+//!
+//! Two operators of the successor spec (IEEE / Neuro-Foundation "IoT Discovery")
+//! extend the set in every namespace: `strRegEx` ([`Operator::StrRegEx`], a
+//! regular expression over the whole value) and `nameWildcard` on any operator
+//! ([`Operator::AnyName`]: the name is a mask over tag names, and a thing matches
+//! when any of its tags whose name matches satisfies the operator).
 
 use std::ops::Bound;
 
-use crate::query::pattern::Mask;
+use crate::query::pattern::{Mask, NameMask, Regex};
 use crate::tag::{Number, TagName};
 
 /// A string range `[min, max]` with endpoint inclusion.
@@ -79,6 +85,17 @@ pub enum Operator {
     NumRange(TagName, NumRange),
     /// `numNRange`: value outside the range.
     NumNRange(TagName, NumRange),
+    /// `strRegEx` (successor spec): the whole value matches a regular
+    /// expression (anchored at both ends whatever anchors it has).
+    StrRegEx(TagName, Regex),
+    /// `nameWildcard` on any operator (successor spec): the operator's `name`
+    /// is a mask over tag names, and a thing matches when ANY of its tags whose
+    /// name matches the mask satisfies the inner operator (`KEY` never does).
+    /// The inner operator's own tag name is not used (by convention it is the
+    /// mask's text when that is a valid tag name, else `*`); build with
+    /// [`Operator::any_name`]. An inner `AnyName` narrows the names further
+    /// (both masks must match).
+    AnyName(NameMask, Box<Operator>),
 }
 
 /// Which type of value an operator looks at.
@@ -135,6 +152,8 @@ pub enum Selection<'a> {
     StrOut(Interval<'a, str>),
     /// Values matching a mask.
     StrMask(&'a Mask),
+    /// Values matching a regular expression.
+    StrRegex(&'a Regex),
     /// Values inside a numeric interval.
     NumIn(Interval<'a, Number>),
     /// Values outside a numeric interval.
@@ -142,7 +161,56 @@ pub enum Selection<'a> {
 }
 
 impl Operator {
-    /// The tag this operator looks at.
+    /// `op` applied to every tag whose name matches `mask` (`nameWildcard`).
+    /// The inner operator's tag name is replaced by the conventional one (the
+    /// mask's text if it is a valid tag name, else `*`).
+    pub fn any_name(mask: NameMask, op: Operator) -> Operator {
+        let name = TagName::new(mask.source())
+            .or_else(|_| TagName::new("*"))
+            .expect("'*' is a valid tag name");
+        Operator::AnyName(mask, Box::new(op.renamed(name)))
+    }
+
+    /// The same comparison on another tag (for `AnyName`: of the inner operator).
+    pub fn renamed(self, name: TagName) -> Operator {
+        use Operator as O;
+        match self {
+            O::StrEq(_, c) => O::StrEq(name, c),
+            O::StrNEq(_, c) => O::StrNEq(name, c),
+            O::StrGt(_, c) => O::StrGt(name, c),
+            O::StrGtEq(_, c) => O::StrGtEq(name, c),
+            O::StrLt(_, c) => O::StrLt(name, c),
+            O::StrLtEq(_, c) => O::StrLtEq(name, c),
+            O::StrRange(_, r) => O::StrRange(name, r),
+            O::StrNRange(_, r) => O::StrNRange(name, r),
+            O::StrMask(_, m) => O::StrMask(name, m),
+            O::StrRegEx(_, r) => O::StrRegEx(name, r),
+            O::NumEq(_, c) => O::NumEq(name, c),
+            O::NumNEq(_, c) => O::NumNEq(name, c),
+            O::NumGt(_, c) => O::NumGt(name, c),
+            O::NumGtEq(_, c) => O::NumGtEq(name, c),
+            O::NumLt(_, c) => O::NumLt(name, c),
+            O::NumLtEq(_, c) => O::NumLtEq(name, c),
+            O::NumRange(_, r) => O::NumRange(name, r),
+            O::NumNRange(_, r) => O::NumNRange(name, r),
+            O::AnyName(m, op) => O::AnyName(m, Box::new(op.renamed(name))),
+        }
+    }
+
+    /// For `AnyName`: the name masks (outermost first) and the innermost
+    /// operator; for the others no mask and the operator itself.
+    pub fn name_masks(&self) -> (Vec<&NameMask>, &Operator) {
+        let mut masks = Vec::new();
+        let mut op = self;
+        while let Operator::AnyName(m, inner) = op {
+            masks.push(m);
+            op = inner;
+        }
+        (masks, op)
+    }
+
+    /// The tag this operator looks at (for `AnyName`, the inner operator's
+    /// conventional name: see [`Operator::AnyName`]).
     pub fn name(&self) -> &TagName {
         match self {
             Operator::StrEq(n, _)
@@ -161,7 +229,9 @@ impl Operator {
             | Operator::NumLt(n, _)
             | Operator::NumLtEq(n, _)
             | Operator::NumRange(n, _)
-            | Operator::NumNRange(n, _) => n,
+            | Operator::NumNRange(n, _)
+            | Operator::StrRegEx(n, _) => n,
+            Operator::AnyName(_, op) => op.name(),
         }
     }
 
@@ -185,18 +255,24 @@ impl Operator {
             Operator::NumLtEq(..) => "numLtEq",
             Operator::NumRange(..) => "numRange",
             Operator::NumNRange(..) => "numNRange",
+            Operator::StrRegEx(..) => "strRegEx",
+            Operator::AnyName(_, op) => op.element(),
         }
     }
 
     /// Which value type this operator looks at.
     pub fn kind(&self) -> ValueKind {
         match self.selection() {
-            Selection::StrIn(_) | Selection::StrOut(_) | Selection::StrMask(_) => ValueKind::Str,
+            Selection::StrIn(_)
+            | Selection::StrOut(_)
+            | Selection::StrMask(_)
+            | Selection::StrRegex(_) => ValueKind::Str,
             Selection::NumIn(_) | Selection::NumOut(_) => ValueKind::Num,
         }
     }
 
-    /// The operator as a selection over sorted keys.
+    /// The operator as a selection over sorted keys (for `AnyName`: the inner
+    /// operator's, per tag).
     pub fn selection(&self) -> Selection<'_> {
         use Bound::{Included, Unbounded};
         match self {
@@ -229,6 +305,8 @@ impl Operator {
                 bound(&r.min, r.min_included),
                 bound(&r.max, r.max_included),
             )),
+            Operator::StrRegEx(_, r) => Selection::StrRegex(r),
+            Operator::AnyName(_, op) => op.selection(),
         }
     }
 
@@ -238,6 +316,7 @@ impl Operator {
             Selection::StrIn(i) => in_interval(v, &i),
             Selection::StrOut(i) => !in_interval(v, &i),
             Selection::StrMask(m) => m.is_match(v),
+            Selection::StrRegex(r) => r.is_match(v),
             _ => false,
         }
     }
@@ -284,6 +363,34 @@ mod tests {
         assert!(!Operator::StrRange(name(), r.clone()).matches_str("d"));
         assert!(!Operator::StrNRange(name(), r.clone()).matches_str("b"));
         assert!(Operator::StrNRange(name(), r).matches_str("d"));
+    }
+
+    #[test]
+    fn regex_and_any_name() {
+        use crate::query::pattern::{NameMask, Regex};
+        let r = Operator::StrRegEx(name(), Regex::new("a[0-9]+").unwrap());
+        assert_eq!(r.element(), "strRegEx");
+        assert_eq!(r.kind(), ValueKind::Str);
+        assert!(r.matches_str("a12"));
+        assert!(!r.matches_str("a12b"));
+        assert!(!r.matches_num(n(1.0)));
+        let inner = Operator::NumGt(name(), n(20.0));
+        let any = Operator::any_name(NameMask::new("temp*", "*").unwrap(), inner.clone());
+        // The element and the comparison are the inner operator's; its name is
+        // the conventional one.
+        assert_eq!(any.element(), "numGt");
+        assert_eq!(any.kind(), ValueKind::Num);
+        assert_eq!(any.name().as_str(), "TEMP*");
+        assert!(any.matches_num(n(21.0)));
+        let (masks, op) = any.name_masks();
+        assert_eq!(masks.len(), 1);
+        assert_eq!(masks[0].source(), "temp*");
+        assert_eq!(op, &inner.clone().renamed(TagName::new("TEMP*").unwrap()));
+        let odd = Operator::any_name(NameMask::new("urn:x:*", "*").unwrap(), inner);
+        assert_eq!(odd.name().as_str(), "*");
+        let nested = Operator::any_name(NameMask::new("T*", "*").unwrap(), any.clone());
+        assert_eq!(nested.name_masks().0.len(), 2);
+        assert_eq!(r.name_masks().0.len(), 0);
     }
 
     #[test]

@@ -40,7 +40,8 @@ pub const MAX_WILDCARDS: usize = 64;
 #[derive(Clone)]
 pub struct Mask(std::sync::Arc<Compiled>);
 
-/// Invariant: `pieces.len() == 1` for a literal mask (then `pieces[0] == source`),
+/// Invariant: `pieces.len() == 1` for a literal mask (then `pieces[0] == source`
+/// for a mask built by [`Mask::new`]; a [`NameMask`]'s pieces are upper-cased),
 /// otherwise `pieces.len() >= 2` with the first and last pieces possibly empty;
 /// `dfa` is set exactly when there are middle pieces (`pieces.len() >= 3`).
 struct Compiled {
@@ -141,6 +142,16 @@ impl Mask {
             Some(w) => mask.split(w).map(Into::into).collect(),
             None => Box::new([mask.into()]),
         };
+        Mask::from_pieces(mask, wildcard, pieces)
+    }
+
+    /// A mask from its literal pieces (`mask` split at `wildcard`, possibly
+    /// transformed piece by piece).
+    fn from_pieces(
+        mask: &str,
+        wildcard: Option<&str>,
+        pieces: Box<[Box<str>]>,
+    ) -> Result<Self, PatternError> {
         if pieces.len() > MAX_WILDCARDS + 1 {
             return Err(PatternError(format!(
                 "mask '{}' holds more than {MAX_WILDCARDS} wildcards",
@@ -202,6 +213,229 @@ impl Mask {
             }
         }
         dfa.is_match_state(dfa.next_eoi_state(sid))
+    }
+}
+
+/// The longest `strRegEx` pattern, in bytes.
+pub const MAX_REGEX_BYTES: usize = 1024;
+
+/// The biggest DFA one `strRegEx` pattern may build, in bytes (the same bound
+/// as a mask's, [`DFA_SIZE_LIMIT`]).
+pub const REGEX_DFA_SIZE_LIMIT: usize = DFA_SIZE_LIMIT;
+
+/// The deepest nesting of groups and repetitions a `strRegEx` pattern may use.
+const REGEX_NEST_LIMIT: u32 = 64;
+
+/// A compiled `strRegEx`: a regular expression (`regex` crate syntax, Unicode
+/// aware) matched against the WHOLE value, whatever anchors the pattern has:
+/// `^3948[0-9]*7$`, `3948[0-9]*7` and `^3948[0-9]*7` select the same values.
+/// Cheap to clone: the compiled form is shared.
+///
+/// The pattern is parsed on its own first (so `a)|(b` is refused rather than
+/// changing the meaning of the anchoring group) and compiled to an anchored
+/// dense DFA for `(?:pattern)\z`, under [`MAX_REGEX_BYTES`] of pattern and
+/// [`REGEX_DFA_SIZE_LIMIT`] of DFA. The literal text every match starts with
+/// ([`Regex::prefix`]) is read off the DFA: the bytes forced from its start state
+/// (one live transition and no match at the end); the index walks only the
+/// values starting with it. A pattern that only matches one string is an
+/// equality ([`Regex::literal`]).
+#[derive(Clone)]
+pub struct Regex(std::sync::Arc<CompiledRegex>);
+
+struct CompiledRegex {
+    source: Box<str>,
+    dfa: dense::DFA<Vec<u32>>,
+    start: StateID,
+    prefix: Box<str>,
+    literal: bool,
+}
+
+impl fmt::Debug for Regex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Regex").field(&self.0.source).finish()
+    }
+}
+
+impl PartialEq for Regex {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.source == other.0.source
+    }
+}
+
+impl Regex {
+    /// Compiles a pattern; fails with the reason when it is longer than
+    /// [`MAX_REGEX_BYTES`], is not a valid regular expression, uses what a DFA
+    /// cannot run (look-around other than `^`/`$`/`\A`/`\z`, Unicode word
+    /// boundaries) or needs a DFA larger than [`REGEX_DFA_SIZE_LIMIT`].
+    pub fn new(pattern: &str) -> Result<Self, PatternError> {
+        let shown = || pattern.chars().take(64).collect::<String>();
+        if pattern.len() > MAX_REGEX_BYTES {
+            return Err(PatternError(format!(
+                "regular expression '{}...' is longer than {MAX_REGEX_BYTES} bytes",
+                shown()
+            )));
+        }
+        let fail = |e: &dyn fmt::Display| {
+            PatternError(format!(
+                "regular expression '{}' cannot be compiled: {e}",
+                shown()
+            ))
+        };
+        let syntax = syntax::Config::new()
+            .unicode(true)
+            .utf8(true)
+            .nest_limit(REGEX_NEST_LIMIT);
+        // On its own first: the pattern must be one whole expression.
+        syntax::parse_with(pattern, &syntax).map_err(|e| fail(&e))?;
+        let dfa = dense::Builder::new()
+            .configure(
+                dense::Config::new()
+                    .start_kind(StartKind::Anchored)
+                    .match_kind(regex_automata::MatchKind::All)
+                    .dfa_size_limit(Some(REGEX_DFA_SIZE_LIMIT))
+                    .determinize_size_limit(Some(REGEX_DFA_SIZE_LIMIT)),
+            )
+            .syntax(syntax)
+            .thompson(
+                regex_automata::nfa::thompson::Config::new()
+                    .nfa_size_limit(Some(REGEX_DFA_SIZE_LIMIT)),
+            )
+            .build(&format!("(?:{pattern})\\z"))
+            .map_err(|e| fail(&e))?;
+        let start = dfa
+            .start_state(&start::Config::new().anchored(Anchored::Yes))
+            .map_err(|e| fail(&e))?;
+        let (prefix, literal) = forced_prefix(&dfa, start);
+        Ok(Regex(std::sync::Arc::new(CompiledRegex {
+            source: pattern.into(),
+            dfa,
+            start,
+            prefix,
+            literal,
+        })))
+    }
+
+    /// The pattern as given.
+    pub fn source(&self) -> &str {
+        &self.0.source
+    }
+
+    /// Literal text every matching value starts with (often empty).
+    pub fn prefix(&self) -> &str {
+        &self.0.prefix
+    }
+
+    /// The one value this pattern matches, when it matches exactly one (then it
+    /// is an equality with [`Regex::prefix`]).
+    pub fn literal(&self) -> Option<&str> {
+        self.0.literal.then_some(&*self.0.prefix)
+    }
+
+    /// Whether a whole value matches.
+    pub fn is_match(&self, value: &str) -> bool {
+        let c = &*self.0;
+        let mut sid = c.start;
+        for &b in value.as_bytes() {
+            sid = c.dfa.next_state(sid, b);
+            if c.dfa.is_dead_state(sid) {
+                return false;
+            }
+        }
+        c.dfa.is_match_state(c.dfa.next_eoi_state(sid))
+    }
+}
+
+/// The bytes every match must start with, followed from `start` while exactly
+/// one byte leads to a live state and the input may not end there; cut to whole
+/// characters. Also whether the pattern matches that prefix and nothing else.
+fn forced_prefix(dfa: &dense::DFA<Vec<u32>>, start: StateID) -> (Box<str>, bool) {
+    let mut bytes = Vec::new();
+    let mut sid = start;
+    let literal = loop {
+        let ends_here = dfa.is_match_state(dfa.next_eoi_state(sid));
+        let mut live = (0..=255u8).filter(|&b| !dfa.is_dead_state(dfa.next_state(sid, b)));
+        let (first, second) = (live.next(), live.next());
+        match (first, second, ends_here) {
+            (None, _, true) => break true,
+            (Some(b), None, false) if bytes.len() < 4 * crate::tag::MAX_VALUE_CHARS => {
+                bytes.push(b);
+                sid = dfa.next_state(sid, b);
+            }
+            _ => break false,
+        }
+    };
+    let text = match std::str::from_utf8(&bytes) {
+        Ok(t) => t,
+        // A partial character at the end: keep the whole ones (never the
+        // case for a literal, which is a complete value).
+        Err(e) => std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or(""),
+    };
+    let literal = literal && text.len() == bytes.len();
+    (text.into(), literal)
+}
+
+/// A mask over tag NAMES (`nameWildcard`): like a [`Mask`], but case-insensitive
+/// as names are (each literal piece is upper-cased as [`crate::tag::TagName`]
+/// does, the wildcard is kept as given).
+#[derive(Clone, PartialEq)]
+pub struct NameMask {
+    source: Box<str>,
+    wildcard: Box<str>,
+    upper: Mask,
+}
+
+impl fmt::Debug for NameMask {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NameMask")
+            .field("source", &self.source)
+            .field("wildcard", &self.wildcard)
+            .finish()
+    }
+}
+
+impl NameMask {
+    /// Compiles a name mask: `mask` is the operator's `name`, `wildcard` its
+    /// `nameWildcard` (both non-empty).
+    pub fn new(mask: &str, wildcard: &str) -> Result<Self, PatternError> {
+        if mask.is_empty() {
+            return Err(PatternError(
+                "a tag name mask (nameWildcard) needs a non-empty name".into(),
+            ));
+        }
+        if wildcard.is_empty() {
+            return Err(PatternError("nameWildcard must not be empty".into()));
+        }
+        let pieces: Box<[Box<str>]> = mask
+            .split(wildcard)
+            .map(|p| p.to_uppercase().into_boxed_str())
+            .collect();
+        let upper = Mask::from_pieces(mask, Some(wildcard), pieces)?;
+        Ok(NameMask {
+            source: mask.into(),
+            wildcard: wildcard.into(),
+            upper,
+        })
+    }
+
+    /// The mask as given (the `name` attribute).
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The wildcard (the `nameWildcard` attribute).
+    pub fn wildcard(&self) -> &str {
+        &self.wildcard
+    }
+
+    /// Literal upper-case text before the first wildcard: every matching name
+    /// starts with it.
+    pub fn prefix(&self) -> &str {
+        self.upper.prefix()
+    }
+
+    /// Whether a (stored, upper-case) tag name matches.
+    pub fn is_match(&self, name: &str) -> bool {
+        self.upper.is_match(name)
     }
 }
 
@@ -296,6 +530,89 @@ mod tests {
         let m = Mask::new("*ö*", Some("*")).unwrap();
         assert!(m.is_match("Malmö"));
         assert!(!m.is_match("Malmo"));
+    }
+}
+
+#[cfg(test)]
+mod regex_tests {
+    use super::*;
+
+    #[test]
+    fn whole_value_whatever_the_anchors() {
+        for p in [
+            "^3948[0-9]*7$",
+            "3948[0-9]*7",
+            "^3948[0-9]*7",
+            "3948[0-9]*7$",
+        ] {
+            let r = Regex::new(p).unwrap();
+            assert_eq!(r.prefix(), "3948", "{p}");
+            assert_eq!(r.literal(), None);
+            assert!(r.is_match("39487"), "{p}");
+            assert!(r.is_match("3948123457"), "{p}");
+            assert!(!r.is_match("x39487"), "{p}");
+            assert!(!r.is_match("394871"), "{p}");
+            assert!(!r.is_match("3948a7"), "{p}");
+        }
+    }
+
+    #[test]
+    fn prefix_and_literal() {
+        assert_eq!(Regex::new("abc").unwrap().literal(), Some("abc"));
+        assert_eq!(Regex::new("^a(b)c$").unwrap().literal(), Some("abc"));
+        assert_eq!(Regex::new("abc|abd").unwrap().prefix(), "ab");
+        assert_eq!(Regex::new("(?i)abc").unwrap().prefix(), "");
+        assert_eq!(Regex::new("ab*").unwrap().prefix(), "a");
+        assert_eq!(Regex::new("ab*").unwrap().literal(), None);
+        assert_eq!(Regex::new("Malmö.*").unwrap().prefix(), "Malmö");
+        // A shared first byte of two different characters is not a prefix.
+        assert_eq!(Regex::new("[éè]x").unwrap().prefix(), "");
+        assert_eq!(Regex::new("").unwrap().literal(), Some(""));
+        let r = Regex::new(".*1234.*").unwrap();
+        assert_eq!(r.prefix(), "");
+        assert!(r.is_match("001234"));
+        assert!(!r.is_match("123"));
+    }
+
+    #[test]
+    fn the_pattern_must_be_whole() {
+        // Would escape the anchoring group if it were pasted in.
+        assert!(Regex::new("a)|(b").is_err());
+        assert!(Regex::new("a\\").is_err());
+        assert!(Regex::new("(").is_err());
+        assert!(Regex::new("[z-a]").is_err());
+    }
+
+    #[test]
+    fn limits() {
+        let long = "a".repeat(MAX_REGEX_BYTES + 1);
+        let e = Regex::new(&long).unwrap_err();
+        assert!(e.0.contains("longer than"), "{e}");
+        assert!(Regex::new(&"a".repeat(MAX_REGEX_BYTES)).is_ok());
+        // Exponential blow-up of the DFA.
+        let e = Regex::new("[01]*1[01]{20}").unwrap_err();
+        assert!(e.0.contains("cannot be compiled"), "{e}");
+        // Unicode word boundaries need a look-around a DFA cannot run.
+        assert!(Regex::new(r"\bx\b").is_err());
+        // Unicode classes fit.
+        assert!(Regex::new(r"\w+-\d+").unwrap().is_match("Malmö-42"));
+        let nested = format!("{}a{}", "(".repeat(100), ")".repeat(100));
+        assert!(Regex::new(&nested).is_err());
+    }
+
+    #[test]
+    fn name_masks_ignore_case() {
+        let m = NameMask::new("temp*", "*").unwrap();
+        assert_eq!(m.prefix(), "TEMP");
+        assert!(m.is_match("TEMP"));
+        assert!(m.is_match("TEMP_3"));
+        assert!(!m.is_match("XTEMP"));
+        // A letter as wildcard stays a wildcard after upper-casing.
+        let m = NameMask::new("txp", "x").unwrap();
+        assert!(m.is_match("TEMP"));
+        assert!(!m.is_match("TEMPX"));
+        assert!(NameMask::new("", "*").is_err());
+        assert!(NameMask::new("a", "").is_err());
     }
 }
 

@@ -33,6 +33,13 @@
 //!
 //! Negated operators (`NEq`, `NRange`) are never materialised: their sets are
 //! nearly whole tags, useless for narrowing.
+//!
+//! `strRegEx` is planned like a mask: walked from the literal prefix read off
+//! its DFA (a pattern matching one string is an equality). `nameWildcard`
+//! ([`Operator::AnyName`]) resolves its mask against the name dictionary (never
+//! the things): one matching tag is an ordinary operator; several are one
+//! operator over all of them, materialised as the union of the per-tag sets (if
+//! every one fits its budget) or checked per candidate as "any of the tags".
 
 use std::borrow::Cow;
 use std::ops::Bound;
@@ -43,7 +50,7 @@ use crate::index::names::NameId;
 use crate::index::postings::{Postings, ValueMap};
 use crate::index::{Index, TagIndex};
 use crate::query::operator::{Interval, Operator, Selection, ValueKind};
-use crate::query::pattern::Mask;
+use crate::query::pattern::{Mask, Regex};
 use crate::records::{Records, ValueRef};
 use crate::tag::Number;
 
@@ -104,14 +111,56 @@ struct Bound_<'a> {
     op: &'a Operator,
     name: NameId,
     tag: &'a TagIndex,
+    /// `nameWildcard` over several tags: the other matching tags (a thing
+    /// matches when this tag or any of these satisfies `op`), none otherwise.
+    alts: Vec<Bound_<'a>>,
 }
 
-impl Bound_<'_> {
-    fn present(&self) -> &RoaringBitmap {
+impl<'a> Bound_<'a> {
+    fn new(op: &'a Operator, name: NameId, tag: &'a TagIndex) -> Self {
+        Bound_ {
+            op,
+            name,
+            tag,
+            alts: Vec::new(),
+        }
+    }
+
+    /// The presence bitmap of this tag alone, for the operator's value type.
+    fn own_present(&self) -> &RoaringBitmap {
         match self.op.kind() {
             ValueKind::Str => &self.tag.str_present,
             ValueKind::Num => &self.tag.num_present,
         }
+    }
+
+    /// How many things have (any of) the tag(s) with the operator's value
+    /// type: exact for one tag, an upper bound (no union built) for several.
+    fn present_len(&self) -> u64 {
+        self.own_present().len() + self.alts.iter().map(|a| a.own_present().len()).sum::<u64>()
+    }
+
+    /// Things having (any of) the tag(s) with the operator's value type (for
+    /// several tags, their union, built here).
+    fn present(&self) -> Cow<'a, RoaringBitmap> {
+        let own = match self.op.kind() {
+            ValueKind::Str => &self.tag.str_present,
+            ValueKind::Num => &self.tag.num_present,
+        };
+        if self.alts.is_empty() {
+            return Cow::Borrowed(own);
+        }
+        let mut any = own.clone();
+        for a in &self.alts {
+            any |= a.own_present();
+        }
+        Cow::Owned(any)
+    }
+
+    /// This tag without its alternatives, then the alternatives.
+    fn parts(&self) -> impl Iterator<Item = Bound_<'a>> + '_ {
+        std::iter::once(Bound_::new(self.op, self.name, self.tag))
+            .chain(self.alts.iter().map(|b| Bound_::new(b.op, b.name, b.tag)))
     }
 
     fn check(&self, value: Option<ValueRef<'_>>) -> bool {
@@ -132,10 +181,24 @@ enum Probe<'b, 'a> {
     NotIn(Option<&'a RoaringBitmap>, Option<Postings<'a>>),
     /// Decode the candidate's record.
     Record(&'b Bound_<'a>),
+    /// `nameWildcard` over several tags: any of these.
+    Any(Vec<Probe<'b, 'a>>),
 }
 
 impl<'b, 'a> Probe<'b, 'a> {
     fn new(b: &'b Bound_<'a>, live: u64) -> Self {
+        if b.alts.is_empty() {
+            return Probe::single(b, live);
+        }
+        let mut any: Vec<Probe<'b, 'a>> = std::iter::once(Probe::single(b, live))
+            .chain(b.alts.iter().map(|a| Probe::single(a, live)))
+            .collect();
+        any.sort_by_key(Probe::rank);
+        Probe::Any(any)
+    }
+
+    /// The probe of one tag (ignoring `alts`).
+    fn single(b: &'b Bound_<'a>, live: u64) -> Self {
         let present = |p: &'a RoaringBitmap| (p.len() != live).then_some(p);
         match b.op.selection() {
             Selection::NumIn(i) if !b.tag.num_column.is_empty() => {
@@ -164,6 +227,32 @@ impl<'b, 'a> Probe<'b, 'a> {
             Probe::Column(..) => 0,
             Probe::NotIn(..) => 1,
             Probe::Record(_) => 2,
+            Probe::Any(any) => any.iter().map(Probe::rank).max().unwrap_or(0),
+        }
+    }
+
+    /// The columns of a probe that is only column reads: one for a column,
+    /// several (any of which may pass) for `nameWildcard` over column tags.
+    fn column_group(&self) -> Option<ColumnGroup<'a>> {
+        match self {
+            Probe::Column(c, t) => Some(vec![(*c, *t)]),
+            Probe::Any(any) => {
+                let mut out = Vec::new();
+                for p in any {
+                    out.extend(p.column_group()?);
+                }
+                Some(out)
+            }
+            Probe::NotIn(..) | Probe::Record(_) => None,
+        }
+    }
+
+    /// Whether checking needs the candidate's record.
+    fn needs_record(&self) -> bool {
+        match self {
+            Probe::Record(_) => true,
+            Probe::Any(any) => any.iter().any(Probe::needs_record),
+            Probe::Column(..) | Probe::NotIn(..) => false,
         }
     }
 
@@ -183,9 +272,14 @@ impl<'b, 'a> Probe<'b, 'a> {
                     }
             }
             Probe::Record(b) => view().is_some_and(|v| b.check(v.get(b.name))),
+            Probe::Any(any) => any.iter().any(|p| p.check(id, view)),
         }
     }
 }
+
+/// Columns with their tests, any of which may pass (one for a plain column
+/// check).
+type ColumnGroup<'a> = Vec<(&'a [f64], NumTest)>;
 
 /// A numeric interval test on raw column values (`NaN` = no value: never
 /// matches, not even a negated test).
@@ -272,6 +366,11 @@ fn union_keys<'a, K: Ord + 'a>(
             hits.push(p);
         }
     }
+    union_postings(hits)
+}
+
+/// The union of some posting lists (`Nothing` when there are none).
+fn union_postings(hits: Vec<Postings<'_>>) -> Mat<'_> {
     match hits.len() {
         0 => Mat::Nothing,
         1 => Mat::Exact(hits[0].into()),
@@ -314,15 +413,67 @@ where
     union_keys(map.range(i.lo, i.hi), budget, max_ids, |_| true)
 }
 
-/// Materialises a mask: walks the keys starting with its literal prefix and
-/// unions those the mask accepts.
-fn mask_keys<'a>(tag: &'a TagIndex, m: &'a Mask, budget: usize, max_ids: u64) -> Mat<'a> {
-    let prefix = m.prefix();
+/// Materialises a mask or regular expression: walks the keys starting with its
+/// literal prefix and unions those it accepts.
+fn prefix_keys<'a>(
+    tag: &'a TagIndex,
+    prefix: &'a str,
+    accept: impl Fn(&str) -> bool,
+    budget: usize,
+    max_ids: u64,
+) -> Mat<'a> {
     let keys = tag
         .strs
         .range::<str>(Bound::Included(prefix), Bound::Unbounded)
         .take_while(|(k, _)| k.starts_with(prefix));
-    union_keys(keys, budget, max_ids, |k| m.is_match(k))
+    union_keys(keys, budget, max_ids, |k| accept(k))
+}
+
+/// Materialises a mask.
+fn mask_keys<'a>(tag: &'a TagIndex, m: &'a Mask, budget: usize, max_ids: u64) -> Mat<'a> {
+    prefix_keys(tag, m.prefix(), |k| m.is_match(k), budget, max_ids)
+}
+
+/// Materialises a regular expression.
+fn regex_keys<'a>(tag: &'a TagIndex, r: &'a Regex, budget: usize, max_ids: u64) -> Mat<'a> {
+    prefix_keys(tag, r.prefix(), |k| r.is_match(k), budget, max_ids)
+}
+
+/// Materialises an operator over several tags (`nameWildcard`): the union of
+/// each tag's set, `Verify` as soon as one tag's is.
+fn union_parts<'a>(
+    b: &Bound_<'a>,
+    max_ids: u64,
+    mut one: impl FnMut(&Bound_<'a>, u64) -> Mat<'a>,
+) -> Mat<'a> {
+    let mut sets: Vec<Exact<'a>> = Vec::new();
+    let mut total = 0u64;
+    for part in b.parts() {
+        match one(&part, max_ids.saturating_sub(total)) {
+            Mat::Nothing => {}
+            Mat::Verify => return Mat::Verify,
+            Mat::Exact(e) => {
+                total += e.len();
+                if total > max_ids {
+                    return Mat::Verify;
+                }
+                sets.push(e);
+            }
+        }
+    }
+    if sets.len() <= 1 {
+        return sets.pop().map_or(Mat::Nothing, Mat::Exact);
+    }
+    let mut out = RoaringBitmap::new();
+    for e in sets {
+        match e {
+            Exact::One(id) => {
+                out.insert(id);
+            }
+            Exact::Set(s) => out |= s.as_ref(),
+        }
+    }
+    Mat::Exact(Exact::Set(Cow::Owned(out)))
 }
 
 fn is_closed<T: ?Sized>(i: &Interval<'_, T>) -> bool {
@@ -331,6 +482,9 @@ fn is_closed<T: ?Sized>(i: &Interval<'_, T>) -> bool {
 
 /// Materialises one operator, `cheap_only` limiting it to single probes.
 fn materialize<'a>(b: &Bound_<'a>, cheap_only: bool, max_ids: u64) -> Mat<'a> {
+    if !b.alts.is_empty() {
+        return union_parts(b, max_ids, |p, max| materialize(p, cheap_only, max));
+    }
     let budget = |n: usize| if cheap_only { 0 } else { n };
     match b.op.selection() {
         Selection::StrIn(i) => {
@@ -360,6 +514,19 @@ fn materialize<'a>(b: &Bound_<'a>, cheap_only: bool, max_ids: u64) -> Mat<'a> {
             }
             mask_keys(b.tag, m, MASK_KEY_BUDGET, max_ids)
         }
+        Selection::StrRegex(r) => {
+            if let Some(value) = r.literal() {
+                return b
+                    .tag
+                    .strs
+                    .get(value)
+                    .map_or(Mat::Nothing, |p| Mat::Exact(p.into()));
+            }
+            if cheap_only || r.prefix().is_empty() && b.tag.strs.distinct() > MASK_KEY_BUDGET {
+                return Mat::Verify;
+            }
+            regex_keys(b.tag, r, MASK_KEY_BUDGET, max_ids)
+        }
         Selection::StrOut(_) | Selection::NumOut(_) => Mat::Verify,
     }
 }
@@ -375,6 +542,25 @@ pub fn execute(
     // 1. Resolve.
     let mut bound = Vec::with_capacity(ops.len());
     for op in ops {
+        let (masks, inner) = op.name_masks();
+        if !masks.is_empty() {
+            // `nameWildcard`: every tag whose name matches, from the name
+            // dictionary; `KEY` never matches.
+            let mut parts: Vec<Bound_<'_>> = index
+                .names
+                .matching(|n| masks.iter().all(|m| m.is_match(n)))
+                .filter(|&name| !index.is_key(name))
+                .filter_map(|name| Some(Bound_::new(inner, name, index.tag(name)?)))
+                .filter(|b| !b.own_present().is_empty())
+                .collect();
+            if parts.is_empty() {
+                return Page::empty();
+            }
+            let mut first = parts.remove(0);
+            first.alts = parts;
+            bound.push(first);
+            continue;
+        }
         let Some(name) = index.names.get(op.name().as_str()) else {
             return Page::empty();
         };
@@ -384,8 +570,8 @@ pub fn execute(
         let Some(tag) = index.tag(name) else {
             return Page::empty();
         };
-        let b = Bound_ { op, name, tag };
-        if b.present().is_empty() {
+        let b = Bound_::new(op, name, tag);
+        if b.own_present().is_empty() {
             return Page::empty();
         }
         bound.push(b);
@@ -409,6 +595,7 @@ pub fn execute(
     // ranges, then half-open ranges.
     pending.sort_by_key(|&i| match bound[i].op.selection() {
         Selection::StrMask(m) if !m.prefix().is_empty() => 0,
+        Selection::StrRegex(r) if !r.prefix().is_empty() => 0,
         Selection::StrIn(iv) if is_closed(&iv) => 1,
         Selection::NumIn(iv) if is_closed(&iv) => 1,
         _ => 2,
@@ -416,8 +603,12 @@ pub fn execute(
     let mut smallest = exact.iter().map(Exact::len).min().unwrap_or(u64::MAX);
     for i in pending {
         // Already tiny, or a numeric range that surely covers more keys than the
-        // budget (no point walking it): check per candidate.
+        // budget (no point walking it): check per candidate. An operator over
+        // several tags (`nameWildcard`) is checked per candidate first too: a
+        // range lookup and a union per tag cost more than a short walk, and an
+        // unproductive walk escalates to exactly that union.
         if smallest <= SMALL_DRIVER
+            || !bound[i].alts.is_empty()
             || estimated_keys(&bound[i]).is_some_and(|k| k > 2 * RANGE_KEY_BUDGET as u64)
         {
             verify.push(i);
@@ -443,11 +634,11 @@ pub fn execute(
         // use it only when it is much smaller than `searchable`.
         let best = verify
             .iter()
-            .map(|&i| bound[i].present())
-            .min_by_key(|p| p.len())
+            .map(|&i| &bound[i])
+            .min_by_key(|b| b.present_len())
             .expect("at least one operator");
-        if best.len() < searchable.len() / 4 {
-            Cow::Borrowed(best)
+        if best.present_len() < searchable.len() / 4 {
+            best.present()
         } else {
             Cow::Borrowed(searchable)
         }
@@ -586,6 +777,12 @@ const ESCALATED_KEY_BUDGET: usize = 1 << 16;
 /// For a numeric range, the number of distinct values it probably covers,
 /// assuming values spread evenly between the tag's smallest and largest value.
 fn estimated_keys(b: &Bound_<'_>) -> Option<u64> {
+    if !b.alts.is_empty() {
+        return b
+            .parts()
+            .map(|p| estimated_keys(&p))
+            .try_fold(0u64, |acc, k| Some(acc.saturating_add(k?)));
+    }
     let Selection::NumIn(i) = b.op.selection() else {
         return None;
     };
@@ -608,6 +805,9 @@ fn estimated_keys(b: &Bound_<'_>) -> Option<u64> {
 
 /// Materialises a verified operator with a larger key budget.
 fn escalate<'a>(b: &Bound_<'a>, budget: usize) -> Mat<'a> {
+    if !b.alts.is_empty() {
+        return union_parts(b, u64::MAX, |p, _| escalate(p, budget));
+    }
     match b.op.selection() {
         Selection::StrIn(i) => interval(&b.tag.strs, &i, budget, u64::MAX),
         Selection::NumIn(i) => interval(&b.tag.nums, &i, budget, u64::MAX),
@@ -615,6 +815,10 @@ fn escalate<'a>(b: &Bound_<'a>, budget: usize) -> Mat<'a> {
             Mat::Verify
         }
         Selection::StrMask(m) => mask_keys(b.tag, m, budget, u64::MAX),
+        Selection::StrRegex(r) if r.prefix().is_empty() && b.tag.strs.distinct() > budget => {
+            Mat::Verify
+        }
+        Selection::StrRegex(r) => regex_keys(b.tag, r, budget, u64::MAX),
         Selection::StrOut(_) | Selection::NumOut(_) => Mat::Verify,
     }
 }
@@ -649,21 +853,19 @@ impl Scan<'_> {
         let live = self.records.len() as u64;
         let mut probes: Vec<Probe<'_, '_>> = checks.iter().map(|c| Probe::new(c, live)).collect();
         probes.sort_by_key(Probe::rank);
-        let needs_records = probes.iter().any(|p| matches!(p, Probe::Record(_)));
+        let needs_records = probes.iter().any(Probe::needs_record);
         let records = self.records;
         let mut ids = driver.iter();
         ids.advance_to(from);
         if !needs_records {
-            let cols: Vec<(&[f64], NumTest)> = probes
-                .iter()
-                .filter_map(|p| match p {
-                    Probe::Column(c, t) => Some((*c, *t)),
-                    _ => None,
-                })
-                .collect();
+            // Every check a column, or "any of" columns (`nameWildcard`).
+            let groups: Option<Vec<ColumnGroup<'_>>> =
+                probes.iter().map(Probe::column_group).collect();
             let bound = self.records.id_bound();
-            if cols.len() == probes.len() && driver.len() * 2 >= u64::from(bound) {
-                return self.block_scan(driver, from, &cols, bound, max_examined);
+            if let Some(groups) = groups
+                && driver.len() * 2 >= u64::from(bound)
+            {
+                return self.block_scan(driver, from, &groups, bound, max_examined);
             }
             // Only columns and bit tests: a plain loop, no batching.
             let limit = max_examined.unwrap_or(usize::MAX);
@@ -733,15 +935,16 @@ impl Scan<'_> {
         false
     }
 
-    /// The walk when every check is a dense numeric column and the driver holds
-    /// most ids: test 64 consecutive ids per step against each column into a bit
-    /// mask (a tight loop the compiler vectorises), then look at the driver only
-    /// for the ids that passed.
+    /// The walk when every check is a dense numeric column (or "any of" several
+    /// columns, for `nameWildcard`) and the driver holds most ids: test 64
+    /// consecutive ids per step against each column into a bit mask (a tight
+    /// loop the compiler vectorises; the columns of one group ORed), then look at
+    /// the driver only for the ids that passed.
     fn block_scan(
         &mut self,
         driver: &RoaringBitmap,
         from: u32,
-        cols: &[(&[f64], NumTest)],
+        groups: &[ColumnGroup<'_>],
         bound: u32,
         max_examined: Option<usize>,
     ) -> Walk {
@@ -758,12 +961,15 @@ impl Scan<'_> {
             } else {
                 (1u64 << width) - 1
             };
-            for (col, test) in cols {
-                let lo = (base as usize).min(col.len());
-                let hi = (end as usize).min(col.len());
+            for group in groups {
+                // A group passes where any of its columns does.
                 let mut m = 0u64;
-                for (k, &v) in col[lo..hi].iter().enumerate() {
-                    m |= u64::from(test.check(v)) << k;
+                for (col, test) in group {
+                    let lo = (base as usize).min(col.len());
+                    let hi = (end as usize).min(col.len());
+                    for (k, &v) in col[lo..hi].iter().enumerate() {
+                        m |= u64::from(test.check(v)) << k;
+                    }
                 }
                 mask &= m;
                 if mask == 0 {

@@ -221,6 +221,24 @@ fn owned(v: ValueRef<'_>) -> TagValue {
     }
 }
 
+/// The page of a search without operators: every public claimed thing, in id
+/// order like every other search.
+fn all_searchable(searchable: &roaring::RoaringBitmap, offset: u32, limit: u32) -> plan::Page {
+    let mut ids = Vec::with_capacity(limit.min(128) as usize);
+    let mut more = false;
+    // `select` jumps to the offset-th id without walking the ones before it.
+    if let Some(first) = searchable.select(offset) {
+        for id in searchable.range(first..) {
+            if ids.len() == limit as usize {
+                more = true;
+                break;
+            }
+            ids.push(id);
+        }
+    }
+    plan::Page { ids, more }
+}
+
 /// A random `KEY` value of `chars` URL-safe base64 characters.
 fn random_key(chars: usize) -> Result<smol_str::SmolStr, RegistryError> {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -822,7 +840,8 @@ impl Registry {
         Ok(())
     }
 
-    /// `search` (3.15): public claimed things matching every operator.
+    /// `search` (3.15): public claimed things matching every operator (all of
+    /// them when there is none).
     pub fn search(&self, req: &Search) -> Result<SearchResult, RegistryError> {
         self.search_with(req, |page| SearchResult {
             things: page.things().map(|t| t.to_owned()).collect(),
@@ -839,11 +858,6 @@ impl Registry {
         req: &Search,
         f: impl FnOnce(&PageView<'_>) -> R,
     ) -> Result<R, RegistryError> {
-        if req.operators.is_empty() {
-            return Err(RegistryError::BadRequest(
-                "a search needs at least one operator".into(),
-            ));
-        }
         if req.operators.len() > self.config.max_search_operators {
             return Err(RegistryError::BadRequest(format!(
                 "a search may have at most {} operators",
@@ -860,7 +874,11 @@ impl Registry {
             None => self.config.max_search_results,
         };
         let st = self.state.read();
-        let page = plan::execute(&st.index, &st.records, &req.operators, req.offset, limit);
+        let page = if req.operators.is_empty() {
+            all_searchable(&st.index.searchable, req.offset, limit)
+        } else {
+            plan::execute(&st.index, &st.records, &req.operators, req.offset, limit)
+        };
         Ok(f(&PageView {
             records: &st.records,
             index: &st.index,
@@ -953,6 +971,18 @@ impl Registry {
             .map(Into::into);
         st.write(Some(id), &p.thing, resource.as_deref(), None, false, &tags)?;
         Ok(())
+    }
+
+    /// The disowns waiting for `thing`'s acknowledgement, oldest first. A host
+    /// that takes a new `register` or `unregister` from the thing as its
+    /// acknowledgement (apps re-register before they answer `disowned`) resolves
+    /// these first.
+    pub fn pending_disowns_of(&self, thing: &ThingKey) -> SmallVec<[PendingId; 1]> {
+        let st = self.state.read();
+        if st.pending.is_empty() {
+            return SmallVec::new();
+        }
+        st.pending.of(thing)
     }
 
     /// Fails every pending disown whose deadline is at or before `now_ms`.

@@ -13,11 +13,11 @@
 use smallvec::SmallVec;
 
 use crate::jid::{BareJid, Jid};
-use crate::query::{NumRange, Operator, Search, StrRange, pattern::Mask};
+use crate::query::Search;
 use crate::registry::{Claim, Register, Update};
-use crate::tag::{Number, Tag, TagName, TagValue, check_string};
+use crate::tag::{MAX_NAME_CHARS, MAX_NAME_CHARS_ANY, Number, Tag, TagName, TagValue};
 use crate::thing::{NodeAddress, ThingKey};
-use crate::wire::dialect::Dialect;
+use crate::wire::dialect::{Dialect, Family};
 use crate::wire::reader::{Attrs, Element, Item, Ns, StanzaReader, XmlError, forbidden_char};
 
 /// Limits the reader enforces before the registry sees anything.
@@ -31,6 +31,38 @@ pub struct Limits {
     pub max_tags: usize,
     /// Most operators in one `search`.
     pub max_operators: usize,
+}
+
+/// The longest tag name a `register`, `mine` or `update` may carry, per dialect
+/// family (characters; at most [`MAX_NAME_CHARS_ANY`]). Operator names are not
+/// held to it (a search stores nothing): they may have up to
+/// [`MAX_NAME_CHARS_ANY`] characters in every dialect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TagNameLimits {
+    /// XEP-0347 (`urn:xmpp:iot:discovery`): 32 by default (5.2).
+    pub xep: usize,
+    /// The successor namespaces: 64 by default.
+    pub successor: usize,
+}
+
+impl Default for TagNameLimits {
+    fn default() -> Self {
+        TagNameLimits {
+            xep: MAX_NAME_CHARS,
+            successor: MAX_NAME_CHARS_ANY,
+        }
+    }
+}
+
+impl TagNameLimits {
+    /// The limit for tags written in `d`.
+    pub fn of(&self, d: &Dialect) -> usize {
+        match d.family {
+            Family::Xep0347 => self.xep,
+            Family::Successor => self.successor,
+        }
+        .min(MAX_NAME_CHARS_ANY)
+    }
 }
 
 /// The `type` of an IQ.
@@ -146,16 +178,22 @@ pub enum Incoming {
     Iq(Head, Body),
 }
 
-fn attr<'x>(attrs: &'x Attrs<'_>, name: &str) -> Option<&'x str> {
+pub(super) fn attr<'x>(attrs: &'x Attrs<'_>, name: &str) -> Option<&'x str> {
     attrs.iter().find(|(k, _)| *k == name).map(|(_, v)| &**v)
 }
 
-fn bad<T>(msg: impl Into<String>) -> Result<T, Refusal> {
+pub(super) fn bad<T>(msg: impl Into<String>) -> Result<T, Refusal> {
     Err(Refusal::BadRequest(msg.into()))
 }
 
-/// Parses one stanza.
+/// Parses one stanza, with the default tag name limits ([`TagNameLimits`]).
 pub fn parse(bytes: &[u8], limits: &Limits) -> Incoming {
+    parse_with(bytes, limits, &TagNameLimits::default())
+}
+
+/// Parses one stanza, holding the tags of `register`, `mine` and `update` to
+/// `names`.
+pub fn parse_with(bytes: &[u8], limits: &Limits, names: &TagNameLimits) -> Incoming {
     let mut r = StanzaReader::new(bytes, limits.max_depth);
     let root = match r.next_item() {
         Ok(Item::Open(e)) => e,
@@ -178,7 +216,7 @@ pub fn parse(bytes: &[u8], limits: &Limits) -> Incoming {
         Some(IqType::Error) => Body::Answer(Some(
             error_condition(&mut r, root_empty).unwrap_or_else(|| "undefined-condition".into()),
         )),
-        _ => request(&mut r, bytes, root_empty, head.kind, limits),
+        _ => request(&mut r, bytes, root_empty, head.kind, limits, names),
     };
     Incoming::Iq(head, body)
 }
@@ -240,6 +278,7 @@ fn request(
     root_empty: bool,
     kind: Option<IqType>,
     limits: &Limits,
+    names: &TagNameLimits,
 ) -> Body {
     if root_empty {
         return Body::Foreign;
@@ -276,7 +315,7 @@ fn request(
         ));
     };
     let parsed = match payload.ns {
-        Ns::Discovery(d) => discovery(r, &payload, d, limits).map(|req| {
+        Ns::Discovery(d) => discovery(r, &payload, d, limits, names.of(d)).map(|req| {
             let want = req.iq_type();
             (Body::Discovery(d, req), want)
         }),
@@ -328,6 +367,7 @@ fn discovery(
     e: &Element<'_>,
     d: &'static Dialect,
     limits: &Limits,
+    max_name: usize,
 ) -> Result<Request, Refusal> {
     // Copied once: the reader reuses its attribute buffer for the children.
     let attrs: SmallVec<[(&str, std::borrow::Cow<'_, str>); 6]> =
@@ -337,11 +377,11 @@ fn discovery(
         b"register" => Request::Register(Register {
             node: node()?,
             self_owned: boolean(&attrs, "selfOwned", false)?,
-            tags: tags(r, e, limits)?,
+            tags: tags(r, e, limits, max_name)?,
         }),
         b"mine" => Request::Claim(Claim {
             public: boolean(&attrs, "public", true)?,
-            tags: tags(r, e, limits)?,
+            tags: tags(r, e, limits, max_name)?,
         }),
         b"update" => Request::Update(Update {
             jid: match attr(&attrs, "jid") {
@@ -349,7 +389,7 @@ fn discovery(
                 Some(j) => Some(bare(j)?),
             },
             node: node()?,
-            tags: tags(r, e, limits)?,
+            tags: tags(r, e, limits, max_name)?,
         }),
         b"remove" | b"disown" => {
             let jid = match attr(&attrs, "jid") {
@@ -378,7 +418,7 @@ fn discovery(
                 None => None,
                 Some(v) => Some(count(v, "maxCount")?.min(u64::from(u32::MAX)) as u32),
             },
-            operators: operators(r, e, limits)?,
+            operators: super::operators::operators(r, e, limits)?,
         }),
         other => {
             return Err(Refusal::Unsupported(format!(
@@ -405,7 +445,7 @@ fn node_address(attrs: &Attrs<'_>, d: &Dialect) -> Result<NodeAddress, Refusal> 
 }
 
 /// `xs:boolean`.
-fn boolean(attrs: &Attrs<'_>, name: &str, default: bool) -> Result<bool, Refusal> {
+pub(super) fn boolean(attrs: &Attrs<'_>, name: &str, default: bool) -> Result<bool, Refusal> {
     match attr(attrs, name).map(str::trim) {
         None => Ok(default),
         Some("true" | "1") => Ok(true),
@@ -455,8 +495,9 @@ fn no_children(r: &mut StanzaReader<'_>, e: &Element<'_>) -> Result<(), Refusal>
     }
 }
 
-/// Visits the children of `e` in its own namespace; others are skipped.
-fn children(
+/// Visits the children of `e` in its own namespace; others are skipped, except
+/// children in another discovery namespace: a request does not mix dialects.
+pub(super) fn children(
     r: &mut StanzaReader<'_>,
     e: &Element<'_>,
     mut f: impl FnMut(&Element<'_>, &Attrs<'_>) -> Result<(), Refusal>,
@@ -481,6 +522,14 @@ fn children(
                             Item::Eof => return bad("truncated stanza"),
                         }
                     }
+                } else if let (Ns::Discovery(theirs), Ns::Discovery(ours)) = (c.ns, e.ns) {
+                    return bad(format!(
+                        "'{}' of {} inside {} of {}: a request does not mix namespaces",
+                        c.name_text(),
+                        theirs.namespace,
+                        e.name_text(),
+                        ours.namespace
+                    ));
                 } else if !c.empty {
                     r.skip()?;
                 }
@@ -489,32 +538,51 @@ fn children(
     }
 }
 
-fn required<'x>(attrs: &'x Attrs<'_>, el: &Element<'_>, name: &str) -> Result<&'x str, Refusal> {
+pub(super) fn required<'x>(
+    attrs: &'x Attrs<'_>,
+    el: &Element<'_>,
+    name: &str,
+) -> Result<&'x str, Refusal> {
     attr(attrs, name)
         .ok_or_else(|| Refusal::BadRequest(format!("{} needs a {name} attribute", el.name_text())))
 }
 
-fn tag_name(attrs: &Attrs<'_>, el: &Element<'_>) -> Result<TagName, Refusal> {
-    TagName::new(required(attrs, el, "name")?).map_err(|e| Refusal::BadRequest(e.to_string()))
+/// The `name` of a tag or operator, of at most [`MAX_NAME_CHARS_ANY`]
+/// characters.
+pub(super) fn tag_name(attrs: &Attrs<'_>, el: &Element<'_>) -> Result<TagName, Refusal> {
+    tag_name_max(attrs, el, MAX_NAME_CHARS_ANY)
 }
 
-fn number(text: &str, tag: &TagName) -> Result<Number, Refusal> {
+/// The `name` of a tag, of at most `max` characters.
+fn tag_name_max(attrs: &Attrs<'_>, el: &Element<'_>, max: usize) -> Result<TagName, Refusal> {
+    TagName::with_limit(required(attrs, el, "name")?, max)
+        .map_err(|e| Refusal::BadRequest(e.to_string()))
+}
+
+pub(super) fn number(text: &str, tag: &TagName) -> Result<Number, Refusal> {
     Number::parse(text, tag.as_str()).map_err(|e| Refusal::BadRequest(e.to_string()))
 }
 
-fn tags(r: &mut StanzaReader<'_>, e: &Element<'_>, limits: &Limits) -> Result<Vec<Tag>, Refusal> {
+/// The `str`/`num` children of `register`, `mine` or `update`, with names of at
+/// most `max_name` characters.
+fn tags(
+    r: &mut StanzaReader<'_>,
+    e: &Element<'_>,
+    limits: &Limits,
+    max_name: usize,
+) -> Result<Vec<Tag>, Refusal> {
     let mut out = Vec::new();
     children(r, e, |c, attrs| {
         let value = match c.name() {
             b"str" => {
-                let name = tag_name(attrs, c)?;
+                let name = tag_name_max(attrs, c, max_name)?;
                 let v = required(attrs, c, "value")?;
                 let v = TagValue::string(v, name.as_str())
                     .map_err(|e| Refusal::BadRequest(e.to_string()))?;
                 (name, v)
             }
             b"num" => {
-                let name = tag_name(attrs, c)?;
+                let name = tag_name_max(attrs, c, max_name)?;
                 let v = number(required(attrs, c, "value")?, &name)?;
                 (name, TagValue::Num(v))
             }
@@ -536,108 +604,4 @@ fn tags(r: &mut StanzaReader<'_>, e: &Element<'_>, limits: &Limits) -> Result<Ve
         Ok(())
     })?;
     Ok(out)
-}
-
-fn str_value<'x>(
-    attrs: &'x Attrs<'_>,
-    el: &Element<'_>,
-    name: &str,
-    tag: &TagName,
-) -> Result<&'x str, Refusal> {
-    let v = required(attrs, el, name)?;
-    check_string(v, tag.as_str()).map_err(|e| Refusal::BadRequest(e.to_string()))?;
-    Ok(v)
-}
-
-fn operators(
-    r: &mut StanzaReader<'_>,
-    e: &Element<'_>,
-    limits: &Limits,
-) -> Result<Vec<Operator>, Refusal> {
-    let mut out = Vec::new();
-    children(r, e, |c, attrs| {
-        if out.len() >= limits.max_operators {
-            return bad(format!(
-                "a search may have at most {} operators",
-                limits.max_operators
-            ));
-        }
-        out.push(operator(c, attrs)?);
-        Ok(())
-    })?;
-    Ok(out)
-}
-
-fn operator(c: &Element<'_>, attrs: &Attrs<'_>) -> Result<Operator, Refusal> {
-    let el = c.name();
-    let known = matches!(
-        el,
-        b"strEq"
-            | b"strNEq"
-            | b"strGt"
-            | b"strGtEq"
-            | b"strLt"
-            | b"strLtEq"
-            | b"strRange"
-            | b"strNRange"
-            | b"strMask"
-            | b"numEq"
-            | b"numNEq"
-            | b"numGt"
-            | b"numGtEq"
-            | b"numLt"
-            | b"numLtEq"
-            | b"numRange"
-            | b"numNRange"
-    );
-    if !known {
-        return bad(format!("unknown search operator '{}'", c.name_text()));
-    }
-    let name = tag_name(attrs, c)?;
-    let s = |a: &str| -> Result<Box<str>, Refusal> { Ok(str_value(attrs, c, a, &name)?.into()) };
-    let n = |a: &str| number(required(attrs, c, a)?, &name);
-    let incl = |a: &str| boolean(attrs, a, true);
-    let str_range = || -> Result<StrRange, Refusal> {
-        Ok(StrRange {
-            min: s("min")?,
-            min_included: incl("minIncluded")?,
-            max: s("max")?,
-            max_included: incl("maxIncluded")?,
-        })
-    };
-    let num_range = || -> Result<NumRange, Refusal> {
-        Ok(NumRange {
-            min: n("min")?,
-            min_included: incl("minIncluded")?,
-            max: n("max")?,
-            max_included: incl("maxIncluded")?,
-        })
-    };
-    Ok(match el {
-        b"strEq" => Operator::StrEq(name.clone(), s("value")?),
-        b"strNEq" => Operator::StrNEq(name.clone(), s("value")?),
-        b"strGt" => Operator::StrGt(name.clone(), s("value")?),
-        b"strGtEq" => Operator::StrGtEq(name.clone(), s("value")?),
-        b"strLt" => Operator::StrLt(name.clone(), s("value")?),
-        b"strLtEq" => Operator::StrLtEq(name.clone(), s("value")?),
-        b"strRange" => Operator::StrRange(name.clone(), str_range()?),
-        b"strNRange" => Operator::StrNRange(name.clone(), str_range()?),
-        b"strMask" => {
-            let v = required(attrs, c, "value")?;
-            if v.chars().count() > 4 * crate::tag::MAX_VALUE_CHARS {
-                return bad(format!("mask for tag '{}' is too long", name.as_str()));
-            }
-            let mask = Mask::new(v, attr(attrs, "wildcard"))
-                .map_err(|e| Refusal::BadRequest(e.to_string()))?;
-            Operator::StrMask(name.clone(), mask)
-        }
-        b"numEq" => Operator::NumEq(name.clone(), n("value")?),
-        b"numNEq" => Operator::NumNEq(name.clone(), n("value")?),
-        b"numGt" => Operator::NumGt(name.clone(), n("value")?),
-        b"numGtEq" => Operator::NumGtEq(name.clone(), n("value")?),
-        b"numLt" => Operator::NumLt(name.clone(), n("value")?),
-        b"numLtEq" => Operator::NumLtEq(name.clone(), n("value")?),
-        b"numRange" => Operator::NumRange(name.clone(), num_range()?),
-        _ => Operator::NumNRange(name.clone(), num_range()?),
-    })
 }

@@ -124,6 +124,45 @@ pub enum MOp {
     NumLtEq(String, f64),
     NumRange(String, f64, bool, f64, bool),
     NumNRange(String, f64, bool, f64, bool),
+    /// `strRegEx`: the `regex` crate (another engine than the registry's DFA),
+    /// compiled as `^(?:pattern)$`.
+    StrRegEx(String, regex::Regex),
+    /// `nameWildcard`: (name mask, wildcard, the operator on each matching tag).
+    AnyName(String, String, Box<MOp>),
+}
+
+/// A whole-value regular expression, as the model reads `strRegEx`.
+pub fn model_regex(pattern: &str) -> Option<regex::Regex> {
+    regex::Regex::new(&format!("^(?:{pattern})$")).ok()
+}
+
+/// `nameWildcard`: the mask's literal pieces compare with names upper-cased
+/// (tag names are case-insensitive and stored upper-case).
+pub fn name_mask_matches(mask: &str, wildcard: &str, name: &str) -> bool {
+    let pieces: Vec<String> = mask.split(wildcard).map(str::to_uppercase).collect();
+    pieces_match(&pieces, name)
+}
+
+fn pieces_match(pieces: &[String], v: &str) -> bool {
+    if pieces.len() == 1 {
+        return v == pieces[0];
+    }
+    let first = &pieces[0];
+    let last = &pieces[pieces.len() - 1];
+    if v.len() < first.len() + last.len()
+        || !v.starts_with(first.as_str())
+        || !v.ends_with(last.as_str())
+    {
+        return false;
+    }
+    let mut rest = &v[first.len()..v.len() - last.len()];
+    for p in &pieces[1..pieces.len() - 1] {
+        match rest.find(p.as_str()) {
+            Some(i) => rest = &rest[i + p.len()..],
+            None => return false,
+        }
+    }
+    true
 }
 
 fn scmp(a: &str, b: &str) -> std::cmp::Ordering {
@@ -195,7 +234,25 @@ impl MOp {
             | MOp::NumLt(n, _)
             | MOp::NumLtEq(n, _)
             | MOp::NumRange(n, ..)
-            | MOp::NumNRange(n, ..) => n,
+            | MOp::NumNRange(n, ..)
+            | MOp::StrRegEx(n, _) => n,
+            MOp::AnyName(_, _, op) => op.name(),
+        }
+    }
+
+    /// Whether a thing with these tags matches (`KEY` never does).
+    pub fn matches_tags(&self, tags: &[(String, Val)]) -> bool {
+        match self {
+            MOp::AnyName(mask, w, op) => tags
+                .iter()
+                .any(|(n, v)| n != "KEY" && name_mask_matches(mask, w, n) && op.matches(v)),
+            _ => {
+                self.name() != "KEY"
+                    && tags
+                        .iter()
+                        .find(|(n, _)| n == self.name())
+                        .is_some_and(|(_, v)| self.matches(v))
+            }
         }
     }
 
@@ -212,6 +269,8 @@ impl MOp {
             (MOp::StrRange(_, a, ai, b, bi), Val::Str(s)) => in_str_range(s, a, *ai, b, *bi),
             (MOp::StrNRange(_, a, ai, b, bi), Val::Str(s)) => !in_str_range(s, a, *ai, b, *bi),
             (MOp::StrMask(_, m, w), Val::Str(s)) => mask_matches(m, w.as_deref(), s),
+            (MOp::StrRegEx(_, r), Val::Str(s)) => r.is_match(s),
+            (MOp::AnyName(_, _, op), v) => op.matches(v),
             (MOp::NumEq(_, c), Val::Num(x)) => x == c,
             (MOp::NumNEq(_, c), Val::Num(x)) => x != c,
             (MOp::NumGt(_, c), Val::Num(x)) => x > c,
@@ -608,15 +667,7 @@ impl Model {
     pub fn search_all(&self, ops: &[MOp]) -> Vec<&MThing> {
         self.live()
             .filter(|t| t.owner.is_some() && t.public)
-            .filter(|t| {
-                ops.iter().all(|op| {
-                    op.name() != "KEY"
-                        && t.tags
-                            .iter()
-                            .find(|(n, _)| n == op.name())
-                            .is_some_and(|(_, v)| op.matches(v))
-                })
-            })
+            .filter(|t| ops.iter().all(|op| op.matches_tags(&t.tags)))
             .collect()
     }
 
@@ -638,7 +689,8 @@ impl Model {
         offset: u32,
         max_count: Option<u32>,
     ) -> Result<(Vec<&'a MThing>, bool), EKind> {
-        if n_ops == 0 || n_ops > self.limits.max_ops {
+        // No operator: every public claimed thing (issue 7).
+        if n_ops > self.limits.max_ops {
             return Err(EKind::BadRequest);
         }
         let limit = match max_count {
