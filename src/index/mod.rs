@@ -288,6 +288,20 @@ impl Index {
     ///
     /// Only for an index that holds no thing yet (start-up, first bulk load).
     pub fn bulk_build(&mut self, records: &crate::records::Records) {
+        self.build(records, true);
+    }
+
+    /// Rebuilds every posting list and the `searchable` bitmap from the records
+    /// in one pass, keeping the tag names and their use counts (which only
+    /// depend on the tags, not on owners): after many claims at once, this is
+    /// much faster than moving each claimed thing's postings one by one.
+    pub fn rebuild_postings(&mut self, records: &crate::records::Records) {
+        self.tags.clear();
+        self.searchable = RoaringBitmap::new();
+        self.build(records, false);
+    }
+
+    fn build(&mut self, records: &crate::records::Records, count_uses: bool) {
         let expected = records.len();
         let things = records.ids().filter_map(|id| {
             let searchable = records.owner(id).is_some() && records.is_public(id);
@@ -309,7 +323,9 @@ impl Index {
                 searchable.push(id);
             }
             for (name, value) in view.tags() {
-                self.names.add_use(name);
+                if count_uses {
+                    self.names.add_use(name);
+                }
                 if !is_searchable || self.is_key(name) {
                     continue;
                 }

@@ -470,6 +470,10 @@ impl State {
     }
 }
 
+/// From this many claims on, [`Registry::claim_batch`] rebuilds the postings
+/// once instead of moving them claim by claim.
+pub const CLAIM_BATCH_REBUILD: usize = 4096;
+
 impl Registry {
     /// An empty, ephemeral registry (nothing persists).
     pub fn new(config: Config) -> Self {
@@ -683,10 +687,55 @@ impl Registry {
     /// `mine` (3.9) from `from`: claims the one unclaimed thing whose tags are
     /// exactly `req.tags`, or re-claims the claimant's own thing with those tags.
     pub fn claim(&self, from: &Jid, req: Claim) -> Result<Claimed, RegistryError> {
-        self.synced(self.claim_unsynced(from, req))
+        let out = {
+            let mut st = self.state.write();
+            self.claim_locked(&mut st, from, req)
+        };
+        self.synced(out)
     }
 
-    fn claim_unsynced(&self, from: &Jid, req: Claim) -> Result<Claimed, RegistryError> {
+    /// Many `claim`s under one lock, each with exactly the outcome (and
+    /// notification) a separate call would have had, in order. A batch of at
+    /// least [`CLAIM_BATCH_REBUILD`] claims (bulk loads, migrations) moves no
+    /// posting one by one: the postings are rebuilt once at the end, which at a
+    /// million things is several times faster. One store sync for the batch.
+    ///
+    /// The requests may be generated lazily (a bulk load need not hold them all);
+    /// the batch counts as big by the iterator's lower size bound.
+    pub fn claim_batch(
+        &self,
+        requests: impl IntoIterator<Item = (Jid, Claim)>,
+    ) -> Vec<Result<Claimed, RegistryError>> {
+        let requests = requests.into_iter();
+        let mut st = self.state.write();
+        let bulk = requests.size_hint().0 >= CLAIM_BATCH_REBUILD && st.indexing;
+        if bulk {
+            st.indexing = false;
+        }
+        let out: Vec<Result<Claimed, RegistryError>> = requests
+            .map(|(from, req)| self.claim_locked(&mut st, &from, req))
+            .collect();
+        if bulk {
+            let State { records, index, .. } = &mut *st;
+            index.rebuild_postings(records);
+            st.indexing = true;
+        }
+        drop(st);
+        match self.store.as_ref().map(|s| s.sync()) {
+            Some(Err(e)) => out
+                .into_iter()
+                .map(|o| o.and(Err(RegistryError::Storage(e.clone()))))
+                .collect(),
+            _ => out,
+        }
+    }
+
+    fn claim_locked(
+        &self,
+        st: &mut State,
+        from: &Jid,
+        req: Claim,
+    ) -> Result<Claimed, RegistryError> {
         check_tags(&self.config, &req.tags, false)?;
         let tags: Vec<Tag> = req
             .tags
@@ -699,7 +748,6 @@ impl Registry {
             ));
         }
         let claimant = from.bare();
-        let mut st = self.state.write();
         let mut id_tags = Vec::with_capacity(tags.len());
         for t in &tags {
             let Some(n) = st.index.names.get(t.name.as_str()) else {
