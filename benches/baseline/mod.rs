@@ -14,6 +14,7 @@
 
 #![allow(dead_code)]
 
+pub mod eav_sql;
 pub mod measure;
 pub mod naive;
 pub mod sqlite;

@@ -21,12 +21,18 @@
 use std::path::{Path, PathBuf};
 
 use iotdisco::datagen::{self, GenThing};
-use iotdisco::query::{NumRange, Operator, StrRange};
+use iotdisco::query::Operator;
 use iotdisco::{Tag, TagValue};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use crate::Result;
+
+// The SQL of each search operator, shared with the benches' SQLite baseline so
+// both time the same queries.
+#[path = "../../../benches/baseline/eav_sql.rs"]
+mod eav_sql;
+use eav_sql::select_of;
 
 /// Things on a page (the standard queries' `maxCount`).
 pub const PAGE: usize = 20;
@@ -152,111 +158,6 @@ pub fn load(
     .map_err(sql_err("marker"))?;
     conn.execute_batch("ANALYZE;").map_err(sql_err("analyze"))?;
     Ok(())
-}
-
-/// `LIKE` pattern of a mask: pieces joined with `%`; `%`, `_` and `\` escaped
-/// with `\` (used with `ESCAPE '\'`).
-pub fn like_pattern(mask: &str, wildcard: Option<&str>) -> String {
-    let pieces: Vec<&str> = match wildcard {
-        Some(w) if !w.is_empty() => mask.split(w).collect(),
-        _ => vec![mask],
-    };
-    let mut out = String::new();
-    for (i, p) in pieces.iter().enumerate() {
-        if i > 0 {
-            out.push('%');
-        }
-        for c in p.chars() {
-            if matches!(c, '%' | '_' | '\\') {
-                out.push('\\');
-            }
-            out.push(c);
-        }
-    }
-    out
-}
-
-fn sql_literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
-
-fn inside(col: &str, min_inc: bool, max_inc: bool) -> String {
-    let lo = if min_inc { ">=" } else { ">" };
-    let hi = if max_inc { "<=" } else { "<" };
-    format!("{col} {lo} ? AND {col} {hi} ?")
-}
-
-fn outside(col: &str, min_inc: bool, max_inc: bool) -> String {
-    let lo = if min_inc { "<" } else { "<=" };
-    let hi = if max_inc { ">" } else { ">=" };
-    format!("({col} {lo} ? OR {col} {hi} ?)")
-}
-
-fn str_range(r: &StrRange) -> [Value; 2] {
-    [
-        Value::Text(r.min.to_string()),
-        Value::Text(r.max.to_string()),
-    ]
-}
-
-fn num_range(r: &NumRange) -> [Value; 2] {
-    [Value::Real(r.min.get()), Value::Real(r.max.get())]
-}
-
-/// One operator as `SELECT thing FROM tag WHERE name = ? AND ...`, appending
-/// its operands to `params`.
-pub fn select_of(op: &Operator, params: &mut Vec<Value>) -> String {
-    use Operator as O;
-    let name = op.name().as_str();
-    if name == "KEY" {
-        return "SELECT thing FROM tag WHERE 0".into();
-    }
-    params.push(Value::Text(name.into()));
-    let text = |c: &str| Value::Text(c.into());
-    let mut one = |v: Value, cond: &str| {
-        params.push(v);
-        cond.to_string()
-    };
-    let cond = match op {
-        O::StrEq(_, c) => one(text(c), "s = ?"),
-        O::StrNEq(_, c) => one(text(c), "s <> ?"),
-        O::StrGt(_, c) => one(text(c), "s > ?"),
-        O::StrGtEq(_, c) => one(text(c), "s >= ?"),
-        O::StrLt(_, c) => one(text(c), "s < ?"),
-        O::StrLtEq(_, c) => one(text(c), "s <= ?"),
-        O::NumEq(_, c) => one(Value::Real(c.get()), "n = ?"),
-        O::NumNEq(_, c) => one(Value::Real(c.get()), "n <> ?"),
-        O::NumGt(_, c) => one(Value::Real(c.get()), "n > ?"),
-        O::NumGtEq(_, c) => one(Value::Real(c.get()), "n >= ?"),
-        O::NumLt(_, c) => one(Value::Real(c.get()), "n < ?"),
-        O::NumLtEq(_, c) => one(Value::Real(c.get()), "n <= ?"),
-        O::StrRange(_, r) => {
-            params.extend(str_range(r));
-            inside("s", r.min_included, r.max_included)
-        }
-        O::StrNRange(_, r) => {
-            params.extend(str_range(r));
-            outside("s", r.min_included, r.max_included)
-        }
-        O::NumRange(_, r) => {
-            params.extend(num_range(r));
-            inside("n", r.min_included, r.max_included)
-        }
-        O::NumNRange(_, r) => {
-            params.extend(num_range(r));
-            outside("n", r.min_included, r.max_included)
-        }
-        O::StrMask(_, m) => format!(
-            "s LIKE {} ESCAPE '\\'",
-            sql_literal(&like_pattern(m.source(), m.wildcard()))
-        ),
-        // The bench's query mix (datagen's Q1-Q5) has neither; this baseline
-        // registers no REGEXP function and matches one tag name per operator.
-        O::StrRegEx(..) | O::AnyName(..) => {
-            unreachable!("the bench query mix has no strRegEx or nameWildcard operator")
-        }
-    };
-    format!("SELECT thing FROM tag WHERE name = ? AND {cond}")
 }
 
 /// A conjunction as SQL: the page query, the count query and their operands.
@@ -500,7 +401,7 @@ impl Writer {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::eav_sql::{like_pattern, sql_literal};
 
     #[test]
     fn like_patterns_escape() {
