@@ -4,10 +4,8 @@
 //!
 //! Each record is a single heap blob holding the JID, the last resource, the node
 //! address and every tag (name id + value), so a thing costs one allocation plus a
-//! 32-byte slot. Both lookups are `hashbrown::HashTable`s of `(id, 32-bit hash)`
-//! entries: keys are never stored twice, and growing a table rehashes from the
-//! entries alone (no record is read, which at a million things is the difference
-//! between a few milliseconds and a second of cache misses).
+//! 32-byte slot. Both lookups are `hashbrown::HashTable<u32>`s whose hashes are
+//! computed from the records themselves: keys are never stored twice.
 //!
 //! The claim fingerprint is a keyed hash of the thing's tag set in canonical order
 //! (sorted by name, numbers by value bits), so "exactly the same tags, order
@@ -357,32 +355,6 @@ fn encode(key: &ThingKey, resource: Option<&str>, tags: &[IdTag]) -> Box<[u8]> {
     out.into_boxed_slice()
 }
 
-/// An entry of the key and fingerprint tables: a record id and 32 bits of its
-/// hash, from which [`fold`] gives back the table hash without reading the record.
-#[derive(Debug, Clone, Copy)]
-struct Entry {
-    id: u32,
-    h: u32,
-}
-
-impl Entry {
-    fn rehash(e: &Entry) -> u64 {
-        spread(e.h)
-    }
-}
-
-/// A 64-bit hash as the tables use it: folded to 32 bits (stored in the entry)
-/// and spread back to 64 (hashbrown takes buckets from the low bits and its
-/// control byte from the top 7).
-fn fold(h: u64) -> (u64, u32) {
-    let h32 = (h >> 32) as u32 ^ h as u32;
-    (spread(h32), h32)
-}
-
-fn spread(h32: u32) -> u64 {
-    u64::from(h32).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-}
-
 fn hash_key(state: &RandomState, jid: &str, node: [Option<&str>; 3]) -> u64 {
     let mut h = state.build_hasher();
     h.write(jid.as_bytes());
@@ -440,8 +412,8 @@ fn hash_print(state: &RandomState, canon: &[(NameId, ValueRef<'_>)]) -> u64 {
 pub struct Records {
     slots: Vec<Option<Slot>>,
     free: Vec<u32>,
-    by_key: HashTable<Entry>,
-    by_print: HashTable<Entry>,
+    by_key: HashTable<u32>,
+    by_print: HashTable<u32>,
     key_state: RandomState,
     print_state: RandomState,
     owners: Owners,
@@ -482,20 +454,17 @@ impl Records {
     /// The id of the thing with this key.
     pub fn find(&self, key: &ThingKey) -> Option<ThingId> {
         let parts = node_parts(&key.node);
-        let (h, h32) = fold(hash_key(&self.key_state, key.jid.as_str(), parts));
+        let h = hash_key(&self.key_state, key.jid.as_str(), parts);
         let slots = &self.slots;
         self.by_key
-            .find(h, |e| {
-                e.h == h32
-                    && match &slots[e.id as usize] {
-                        Some(s) => {
-                            let (jid, _, node) = RecordView::new(&s.blob).head();
-                            jid == key.jid.as_str() && node == parts
-                        }
-                        None => false,
-                    }
+            .find(h, |&id| match &slots[id as usize] {
+                Some(s) => {
+                    let (jid, _, node) = RecordView::new(&s.blob).head();
+                    jid == key.jid.as_str() && node == parts
+                }
+                None => false,
             })
-            .map(|e| ThingId(e.id))
+            .map(|&id| ThingId(id))
     }
 
     /// The ids of every thing whose tag set is exactly `tags` (order ignored).
@@ -510,13 +479,8 @@ impl Records {
             )
         }));
         let h = hash_print(&self.print_state, &wanted);
-        let (fh, h32) = fold(h);
         let mut out = Vec::new();
-        for e in self.by_print.iter_hash(fh) {
-            if e.h != h32 {
-                continue;
-            }
-            let id = e.id;
+        for &id in self.by_print.iter_hash(h) {
             if let Some(slot) = &self.slots[id as usize] {
                 if slot.print == h && canonical(RecordView::new(&slot.blob).tags()) == wanted {
                     out.push(ThingId(id));
@@ -567,8 +531,15 @@ impl Records {
     /// Makes room for `n` more records.
     pub fn reserve(&mut self, n: usize) {
         self.slots.reserve(n);
-        self.by_key.reserve(n, Entry::rehash);
-        self.by_print.reserve(n, Entry::rehash);
+        let (slots, ks) = (&self.slots, &self.key_state);
+        self.by_key.reserve(n, |&i| {
+            let v = RecordView::new(&slots[i as usize].as_ref().expect("linked slot").blob);
+            let (jid, _, node) = v.head();
+            hash_key(ks, jid, node)
+        });
+        self.by_print.reserve(n, |&i| {
+            slots[i as usize].as_ref().expect("linked slot").print
+        });
     }
 
     /// The id the next insert will use.
@@ -626,10 +597,7 @@ impl Records {
         let blob = encode(rec.key, rec.resource, rec.tags);
         let print = hash_print(&self.print_state, &canonical(RecordView::new(&blob).tags()));
         if print != old_print {
-            if let Ok(e) = self
-                .by_print
-                .find_entry(fold(old_print).0, |e| e.id == id.0)
-            {
+            if let Ok(e) = self.by_print.find_entry(old_print, |&x| x == id.0) {
                 e.remove();
             }
         }
@@ -640,9 +608,10 @@ impl Records {
             print,
         });
         if print != old_print {
-            let (h, h32) = fold(print);
-            self.by_print
-                .insert_unique(h, Entry { id: id.0, h: h32 }, Entry::rehash);
+            let slots = &self.slots;
+            self.by_print.insert_unique(print, id.0, |&x| {
+                slots[x as usize].as_ref().expect("linked slot").print
+            });
         }
     }
 
@@ -662,12 +631,15 @@ impl Records {
             public: rec.public,
             print,
         });
-        let (kh, k32) = fold(key_hash);
-        self.by_key
-            .insert_unique(kh, Entry { id, h: k32 }, Entry::rehash);
-        let (ph, p32) = fold(print);
-        self.by_print
-            .insert_unique(ph, Entry { id, h: p32 }, Entry::rehash);
+        let (slots, ks) = (&self.slots, &self.key_state);
+        self.by_key.insert_unique(key_hash, id, |&i| {
+            let v = RecordView::new(&slots[i as usize].as_ref().expect("linked slot").blob);
+            let (jid, _, node) = v.head();
+            hash_key(ks, jid, node)
+        });
+        self.by_print.insert_unique(print, id, |&i| {
+            slots[i as usize].as_ref().expect("linked slot").print
+        });
     }
 
     fn unlink(&mut self, id: u32) {
@@ -675,11 +647,11 @@ impl Records {
             return;
         };
         let (jid, _, node) = RecordView::new(&slot.blob).head();
-        let kh = fold(hash_key(&self.key_state, jid, node)).0;
-        if let Ok(e) = self.by_key.find_entry(kh, |e| e.id == id) {
+        let kh = hash_key(&self.key_state, jid, node);
+        if let Ok(e) = self.by_key.find_entry(kh, |&i| i == id) {
             e.remove();
         }
-        if let Ok(e) = self.by_print.find_entry(fold(slot.print).0, |e| e.id == id) {
+        if let Ok(e) = self.by_print.find_entry(slot.print, |&i| i == id) {
             e.remove();
         }
         let owner = slot.owner;
@@ -744,7 +716,7 @@ impl Records {
         self.slots.capacity() * std::mem::size_of::<Option<Slot>>()
             + blobs
             + self.free.capacity() * 4
-            + (self.by_key.capacity() + self.by_print.capacity()) * 9
+            + (self.by_key.capacity() + self.by_print.capacity()) * 5
             + self.owners.jids.capacity() * 40
             + self.owners.by_jid.capacity() * 40
     }
