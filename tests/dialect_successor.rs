@@ -18,15 +18,12 @@
 //! the namespace the thing last registered or updated with), and malformed input
 //! (unknown namespace, mixed namespaces, non-finite numbers, over-long names).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use iotdisco::{
     BareJid, Config, Engine, EngineConfig, Foreign, Handled, NodeAddress, Outbox, Registry,
     TagName, TagValue, ThingKey,
 };
-use quick_xml::NsReader;
-use quick_xml::events::Event;
-use quick_xml::name::ResolveResult;
 
 const REGISTRY: &str = "discovery.example.org";
 const XEP: &str = "urn:xmpp:iot:discovery";
@@ -44,108 +41,9 @@ const OWNER: &str = "owner@example.org/app";
 // Parsed comparison
 // ---------------------------------------------------------------------------
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct El {
-    ns: String,
-    name: String,
-    attrs: BTreeMap<String, String>,
-    children: Vec<El>,
-    text: String,
-}
-
-/// Parses one stanza into a tree (`jabber:client` counts as no namespace).
-fn tree(xml: &str) -> El {
-    let mut r = NsReader::from_str(xml);
-    let mut stack: Vec<El> = Vec::new();
-    loop {
-        let (ns, ev) = r
-            .read_resolved_event()
-            .unwrap_or_else(|e| panic!("{e}: {xml}"));
-        let ns = match ns {
-            ResolveResult::Bound(n) => {
-                let n = String::from_utf8(n.into_inner().to_vec()).unwrap();
-                if n == "jabber:client" {
-                    String::new()
-                } else {
-                    n
-                }
-            }
-            _ => String::new(),
-        };
-        let empty = matches!(ev, Event::Empty(_));
-        match ev {
-            Event::Start(s) | Event::Empty(s) => {
-                let mut el = El {
-                    ns,
-                    name: String::from_utf8(s.local_name().into_inner().to_vec()).unwrap(),
-                    attrs: BTreeMap::new(),
-                    children: vec![],
-                    text: String::new(),
-                };
-                for a in s.attributes() {
-                    let a = a.unwrap();
-                    let k = String::from_utf8(a.key.into_inner().to_vec()).unwrap();
-                    if k == "xmlns" || k.starts_with("xmlns:") {
-                        continue;
-                    }
-                    el.attrs.insert(k, a.unescape_value().unwrap().into_owned());
-                }
-                if empty {
-                    match stack.last_mut() {
-                        Some(p) => p.children.push(el),
-                        None => return el,
-                    }
-                } else {
-                    stack.push(el);
-                }
-            }
-            Event::End(_) => {
-                let el = stack.pop().unwrap();
-                match stack.last_mut() {
-                    Some(p) => p.children.push(el),
-                    None => return el,
-                }
-            }
-            Event::Text(t) => {
-                let t = t.decode().unwrap();
-                if !t.trim().is_empty() {
-                    stack.last_mut().unwrap().text.push_str(&t);
-                }
-            }
-            Event::GeneralRef(g) => {
-                let c = match &*g.decode().unwrap() {
-                    "lt" => "<",
-                    "gt" => ">",
-                    "amp" => "&",
-                    "apos" => "'",
-                    "quot" => "\"",
-                    other => panic!("entity {other}"),
-                };
-                stack.last_mut().unwrap().text.push_str(c);
-            }
-            Event::Eof => panic!("truncated: {xml}"),
-            _ => {}
-        }
-    }
-}
-
-/// Whether `got` matches `want`; an attribute `'*'` in `want` matches any value.
-fn matches(want: &El, got: &El) -> bool {
-    want.ns == got.ns
-        && want.name == got.name
-        && want.text == got.text
-        && want.attrs.len() == got.attrs.len()
-        && want
-            .attrs
-            .iter()
-            .all(|(k, v)| got.attrs.get(k).is_some_and(|g| v == "*" || g == v))
-        && want.children.len() == got.children.len()
-        && want
-            .children
-            .iter()
-            .zip(&got.children)
-            .all(|(w, g)| matches(w, g))
-}
+#[path = "common/xml.rs"]
+mod xml;
+use xml::{El, matches, tree};
 
 // ---------------------------------------------------------------------------
 // The host
