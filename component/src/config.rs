@@ -68,6 +68,10 @@ pub struct Args {
     /// [default: 30000].
     #[arg(long, value_name = "MS")]
     pub disown_timeout_ms: Option<u64>,
+    /// Leave `owner` out of search results in the XEP-0347 namespace too (the
+    /// successor namespaces never carry it).
+    #[arg(long)]
+    pub hide_owner_in_xep_results: bool,
 }
 
 /// The TOML file: the same keys as the long flags.
@@ -86,6 +90,7 @@ struct File {
     max_tags_per_thing: Option<usize>,
     max_things: Option<u32>,
     disown_timeout_ms: Option<u64>,
+    hide_owner_in_xep_results: Option<bool>,
 }
 
 /// Where the registry lives.
@@ -120,6 +125,8 @@ pub struct Settings {
     pub max_things: Option<u32>,
     /// See [`Args::disown_timeout_ms`].
     pub disown_timeout_ms: Option<u64>,
+    /// See [`Args::hide_owner_in_xep_results`].
+    pub hide_owner_in_xep_results: bool,
 }
 
 impl std::fmt::Debug for Settings {
@@ -215,6 +222,8 @@ impl Settings {
             max_tags_per_thing: args.max_tags_per_thing.or(file.max_tags_per_thing),
             max_things: args.max_things.or(file.max_things),
             disown_timeout_ms: args.disown_timeout_ms.or(file.disown_timeout_ms),
+            hide_owner_in_xep_results: args.hide_owner_in_xep_results
+                || file.hide_owner_in_xep_results.unwrap_or(false),
         })
     }
 
@@ -246,6 +255,7 @@ impl Settings {
         if let Some(n) = &self.identity_name {
             c.identity_name = n.clone();
         }
+        c.hide_owner_in_xep_results = self.hide_owner_in_xep_results;
         c
     }
 }
@@ -276,6 +286,11 @@ mod tests {
             iotdisco::Foreign::ServiceUnavailable
         );
         assert!(!format!("{s:?}").contains("\"s\""));
+        assert!(!s.engine_config().hide_owner_in_xep_results);
+        let mut a = args("discovery.example.org");
+        a.hide_owner_in_xep_results = true;
+        let s = Settings::resolve(a).unwrap();
+        assert!(s.engine_config().hide_owner_in_xep_results);
     }
 
     #[test]

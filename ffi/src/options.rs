@@ -35,6 +35,10 @@ pub const KEYS: &[&str] = &[
     "disown_element_fallback",
     "foreign",
     "identity_name",
+    "hide_owner_in_xep_results",
+    "max_tag_name_chars_xep",
+    "max_tag_name_chars_successor",
+    "max_remembered_dialects",
     "durability",
 ];
 
@@ -67,6 +71,15 @@ where
     let n = number::<T>(key, value)?;
     if n == T::default() {
         return Err(format!("option '{key}': must be at least 1"));
+    }
+    Ok(n)
+}
+
+/// A tag-name length limit: 1 to 64 characters (the most a stored name holds).
+fn tag_name_chars(key: &str, value: &str) -> Result<usize, String> {
+    let n: usize = positive(key, value)?;
+    if n > 64 {
+        return Err(format!("option '{key}': {n} is more than 64 characters"));
     }
     Ok(n)
 }
@@ -150,6 +163,12 @@ impl Options {
                 }
             }
             "identity_name" => e.identity_name = value.to_string(),
+            "hide_owner_in_xep_results" => e.hide_owner_in_xep_results = boolean(key, value)?,
+            "max_tag_name_chars_xep" => e.max_tag_name_chars_xep = tag_name_chars(key, value)?,
+            "max_tag_name_chars_successor" => {
+                e.max_tag_name_chars_successor = tag_name_chars(key, value)?;
+            }
+            "max_remembered_dialects" => e.max_remembered_dialects = number(key, value)?,
             "durability" => {
                 self.durability = match value.split_once(':') {
                     None if value == "flush" => Durability::Flush,
@@ -202,7 +221,9 @@ mod tests {
              max_things=1000;max_tracked_presences=50;disown_key_chars=12;\
              max_stanza_bytes=4096;max_depth=8;notification_timeout_ms=0;max_outstanding=5;\
              disown_element_fallback=false;foreign=service_unavailable;\
-             identity_name=Home registry;durability=group_commit: 10;",
+             identity_name=Home registry;durability=group_commit: 10;\
+             hide_owner_in_xep_results=true;max_tag_name_chars_xep=40;\
+             max_tag_name_chars_successor=50;max_remembered_dialects=9;",
         ))
         .unwrap();
         let c = &o.config;
@@ -226,6 +247,10 @@ mod tests {
         assert!(!e.disown_element_fallback);
         assert_eq!(e.foreign, Foreign::ServiceUnavailable);
         assert_eq!(e.identity_name, "Home registry");
+        assert!(e.hide_owner_in_xep_results);
+        assert_eq!(e.max_tag_name_chars_xep, 40);
+        assert_eq!(e.max_tag_name_chars_successor, 50);
+        assert_eq!(e.max_remembered_dialects, 9);
         assert_eq!(o.durability, Durability::GroupCommit(10));
         let o = Options::parse(Some("durability=flush;allowed_tags=")).unwrap();
         assert_eq!(o.durability, Durability::Flush);
@@ -235,6 +260,9 @@ mod tests {
     #[test]
     fn errors_name_the_key() {
         assert!(err("max_result=5").contains("unknown option 'max_result'"));
+        assert!(err("max_tag_name_chars_xep=65").contains("more than 64"));
+        assert!(err("max_tag_name_chars_successor=0").contains("at least 1"));
+        assert!(err("hide_owner_in_xep_results=yes").contains("not true or false"));
         assert!(err("max_things").contains("'max_things' has no '='"));
         assert!(err("max_things=12x").contains("'max_things': '12x'"));
         assert!(err("max_things=-1").contains("'max_things'"));
