@@ -597,6 +597,18 @@ impl Registry {
         self.synced(out)
     }
 
+    /// [`Registry::synced`] for a batch: one store sync for all of its
+    /// outcomes; if it fails, every success becomes that storage error.
+    fn synced_batch<T>(&self, out: Vec<Result<T, RegistryError>>) -> Vec<Result<T, RegistryError>> {
+        match self.store.as_ref().map(|s| s.sync()) {
+            Some(Err(e)) => out
+                .into_iter()
+                .map(|o| o.and(Err(RegistryError::Storage(e.clone()))))
+                .collect(),
+            _ => out,
+        }
+    }
+
     /// After a write, outside the lock: makes it durable before it is
     /// acknowledged (see [`Store::sync`]). A failed sync turns the outcome into
     /// a storage error: the change is in memory and may or may not be on disk.
@@ -630,13 +642,7 @@ impl Registry {
             st.indexing = true;
         }
         drop(st);
-        match self.store.as_ref().map(|s| s.sync()) {
-            Some(Err(e)) => out
-                .into_iter()
-                .map(|o| o.and(Err(RegistryError::Storage(e.clone()))))
-                .collect(),
-            _ => out,
-        }
+        self.synced_batch(out)
     }
 
     fn register_locked(
@@ -721,13 +727,7 @@ impl Registry {
             st.indexing = true;
         }
         drop(st);
-        match self.store.as_ref().map(|s| s.sync()) {
-            Some(Err(e)) => out
-                .into_iter()
-                .map(|o| o.and(Err(RegistryError::Storage(e.clone()))))
-                .collect(),
-            _ => out,
-        }
+        self.synced_batch(out)
     }
 
     fn claim_locked(
