@@ -31,6 +31,11 @@ pub struct Config {
     pub max_tracked_presences: usize,
     /// Length, in characters, of the random `KEY` given to a disowned thing.
     pub disown_key_chars: usize,
+    /// Delete a thing's `KEY` tag when it is claimed (spec 6.5 asks the thing to
+    /// empty it; the registry does it for the thing). A salted digest of the
+    /// claimed tag set is kept instead ([`crate::digest`]), so the same owner's
+    /// idempotent re-claim with the original tags still succeeds. On by default.
+    pub delete_key_on_claim: bool,
 }
 
 impl Default for Config {
@@ -45,6 +50,7 @@ impl Default for Config {
             max_things: crate::thing::ThingId::LIMIT - 1,
             max_tracked_presences: 10_000_000,
             disown_key_chars: 43,
+            delete_key_on_claim: true,
         }
     }
 }

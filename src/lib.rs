@@ -30,6 +30,7 @@
 
 pub mod config;
 pub mod datagen;
+pub mod digest;
 pub mod engine;
 pub mod index;
 pub mod jid;
@@ -44,6 +45,7 @@ pub mod uri;
 pub mod wire;
 
 pub use config::Config;
+pub use digest::ClaimDigest;
 pub use engine::{Engine, EngineConfig, Foreign, Handled, Outbox};
 pub use jid::{BareJid, Jid};
 pub use query::Search;

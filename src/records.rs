@@ -16,7 +16,11 @@
 //!
 //! Blob layout (little-endian varints): `jid`, `resource` (len 0 = none),
 //! `nodeId`/`sourceId`/`cacheType` (len+1, 0 = none), then tags as
-//! `name_id, kind (0 str | 1 num), str: len bytes | num: 8-byte f64`.
+//! `name_id, kind (0 str | 1 num), str: len bytes | num: 8-byte f64`. A claimed
+//! thing whose `KEY` was deleted keeps its [`ClaimDigest`] as one more entry,
+//! `0, kind 2, 24 bytes`, that is not a tag: [`RecordView::tags`], `get`,
+//! `tag_count` and the claim fingerprint skip it; [`RecordView::claim_digest`]
+//! reads it.
 
 // foldhash (hashbrown's default) rather than SipHash: owner lookups run once per claim
 // and once per record at start-up, where SipHash measured ~10% of a cold open.
@@ -27,6 +31,7 @@ use hashbrown::DefaultHashBuilder as RandomState;
 
 use hashbrown::HashTable;
 
+use crate::digest::{ClaimDigest, DIGEST_BYTES};
 use crate::index::names::{NameId, Names};
 use crate::jid::BareJid;
 use crate::tag::{Number, Tag, TagValue};
@@ -225,13 +230,13 @@ impl<'a> RecordView<'a> {
             let n = get_varint(b, &mut pos) as u32;
             let kind = *b.get(pos)?;
             pos += 1;
-            if n == name.0 {
+            if n == name.0 && kind != KIND_DIGEST {
                 return (TagIter { blob: b, pos: here }).next().map(|(_, v)| v);
             }
-            pos += if kind == 0 {
-                get_varint(b, &mut pos) as usize
-            } else {
-                8
+            pos += match kind {
+                0 => get_varint(b, &mut pos) as usize,
+                KIND_DIGEST => DIGEST_BYTES,
+                _ => 8,
             };
         }
         None
@@ -246,17 +251,43 @@ impl<'a> RecordView<'a> {
             get_varint(b, &mut pos);
             let Some(&kind) = b.get(pos) else { break };
             pos += 1;
-            if kind == 0 {
-                let len = get_varint(b, &mut pos) as usize;
-                pos += len;
-            } else {
-                pos += 8;
+            match kind {
+                0 => {
+                    let len = get_varint(b, &mut pos) as usize;
+                    pos += len;
+                }
+                KIND_DIGEST => {
+                    pos += DIGEST_BYTES;
+                    continue;
+                }
+                _ => pos += 8,
             }
             n += 1;
         }
         n
     }
+
+    /// The salted digest kept of the claimed tag set once `KEY` was deleted
+    /// (see [`crate::digest`]).
+    pub fn claim_digest(&self) -> Option<ClaimDigest> {
+        let b = self.blob;
+        let mut pos = self.tags_at;
+        while pos < b.len() {
+            get_varint(b, &mut pos);
+            let kind = *b.get(pos)?;
+            pos += 1;
+            match kind {
+                0 => pos += get_varint(b, &mut pos) as usize,
+                KIND_DIGEST => return ClaimDigest::from_bytes(b.get(pos..pos + DIGEST_BYTES)?),
+                _ => pos += 8,
+            }
+        }
+        None
+    }
 }
+
+/// Blob entry kind of a claim digest (not a tag).
+const KIND_DIGEST: u8 = 2;
 
 /// Iterator over a record's tags.
 #[derive(Debug, Clone)]
@@ -276,6 +307,10 @@ impl<'a> Iterator for TagIter<'a> {
         let name = NameId(get_varint(b, &mut self.pos) as u32);
         let kind = *b.get(self.pos)?;
         self.pos += 1;
+        if kind == KIND_DIGEST {
+            self.pos += DIGEST_BYTES;
+            return self.next();
+        }
         let value = if kind == 0 {
             let n = get_varint(b, &mut self.pos) as usize;
             ValueRef::Str(as_str(get_bytes(b, &mut self.pos, n)))
@@ -300,7 +335,12 @@ fn varint_len(v: u64) -> usize {
 
 /// The exact length of [`encode`]'s output: the blob is allocated once, at its
 /// final size (a grown-then-shrunk `Vec` costs two reallocations per write).
-fn encoded_len(key: &ThingKey, resource: Option<&str>, tags: &[IdTag]) -> usize {
+fn encoded_len(
+    key: &ThingKey,
+    resource: Option<&str>,
+    tags: &[IdTag],
+    digest: Option<&ClaimDigest>,
+) -> usize {
     let bytes = |n: usize| varint_len(n as u64) + n;
     let mut len = bytes(key.jid.as_str().len()) + bytes(resource.map_or(0, str::len));
     for part in [&key.node.node_id, &key.node.source_id, &key.node.cache_type] {
@@ -316,11 +356,19 @@ fn encoded_len(key: &ThingKey, resource: Option<&str>, tags: &[IdTag]) -> usize 
                 TagValue::Num(_) => 8,
             };
     }
+    if digest.is_some() {
+        len += 2 + DIGEST_BYTES;
+    }
     len
 }
 
-fn encode(key: &ThingKey, resource: Option<&str>, tags: &[IdTag]) -> Box<[u8]> {
-    let len = encoded_len(key, resource, tags);
+fn encode(
+    key: &ThingKey,
+    resource: Option<&str>,
+    tags: &[IdTag],
+    digest: Option<&ClaimDigest>,
+) -> Box<[u8]> {
+    let len = encoded_len(key, resource, tags, digest);
     let mut out = Vec::with_capacity(len);
     let jid = key.jid.as_str();
     put_varint(&mut out, jid.len() as u64);
@@ -350,6 +398,11 @@ fn encode(key: &ThingKey, resource: Option<&str>, tags: &[IdTag]) -> Box<[u8]> {
                 out.extend_from_slice(&n.get().to_le_bytes());
             }
         }
+    }
+    if let Some(d) = digest {
+        out.push(0);
+        out.push(KIND_DIGEST);
+        out.extend_from_slice(d.as_bytes());
     }
     debug_assert_eq!(out.len(), len, "encoded_len is exact");
     out.into_boxed_slice()
@@ -433,6 +486,8 @@ pub struct NewRecord<'a> {
     pub public: bool,
     /// Tags, in record order.
     pub tags: &'a [IdTag],
+    /// The claim digest kept after `KEY` was deleted, if any.
+    pub digest: Option<&'a ClaimDigest>,
 }
 
 impl Records {
@@ -576,8 +631,8 @@ impl Records {
 
     /// Replaces the record of an existing id, keeping its identity.
     ///
-    /// The common rewrite (same key, same owner: `update`, re-registration)
-    /// keeps the key-table entry and the owner handle, and touches the claim
+    /// A rewrite under the same key (`update`, re-registration, a claim that
+    /// deletes `KEY`, a disown) keeps the key-table entry, and touches the claim
     /// fingerprint table only when the tags changed.
     pub fn replace(&mut self, id: ThingId, rec: NewRecord<'_>) {
         let i = id.0 as usize;
@@ -589,12 +644,17 @@ impl Records {
             None => old.owner == 0,
             Some(o) => self.owners.get(old.owner) == Some(o),
         };
-        if jid != rec.key.jid.as_str() || node != node_parts(&rec.key.node) || !same_owner {
+        if jid != rec.key.jid.as_str() || node != node_parts(&rec.key.node) {
             self.unlink(id.0);
             return self.fill(id.0, rec);
         }
-        let (old_print, owner) = (old.print, old.owner);
-        let blob = encode(rec.key, rec.resource, rec.tags);
+        let (old_print, mut owner) = (old.print, old.owner);
+        if !same_owner {
+            // A claim that also rewrites the tags (KEY deleted) or a disown.
+            let new = rec.owner.map_or(0, |o| self.owners.acquire(o));
+            self.owners.release(std::mem::replace(&mut owner, new));
+        }
+        let blob = encode(rec.key, rec.resource, rec.tags, rec.digest);
         let print = hash_print(&self.print_state, &canonical(RecordView::new(&blob).tags()));
         if print != old_print {
             if let Ok(e) = self.by_print.find_entry(old_print, |&x| x == id.0) {
@@ -616,7 +676,7 @@ impl Records {
     }
 
     fn fill(&mut self, id: u32, rec: NewRecord<'_>) {
-        let blob = encode(rec.key, rec.resource, rec.tags);
+        let blob = encode(rec.key, rec.resource, rec.tags, rec.digest);
         let view = RecordView::new(&blob);
         let print = hash_print(&self.print_state, &canonical(view.tags()));
         let key_hash = hash_key(
@@ -702,6 +762,7 @@ impl Records {
             owner: self.owners.get(slot.owner).cloned(),
             public: slot.public,
             tags,
+            claim_digest: view.claim_digest(),
         })
     }
 
@@ -762,6 +823,7 @@ mod tests {
             owner: None,
             public: false,
             tags: &tags,
+            digest: None,
         });
         let id2 = r.insert(NewRecord {
             key: &k2,
@@ -769,6 +831,7 @@ mod tests {
             owner: Some(&BareJid::parse("o@b").unwrap()),
             public: true,
             tags: &tags[..1],
+            digest: None,
         });
         assert_eq!(r.find(&k1), Some(id1));
         assert_eq!(r.find(&k2), Some(id2));
@@ -788,6 +851,7 @@ mod tests {
                 owner: None,
                 public: false,
                 tags: &tags[1..],
+                digest: None,
             },
         );
         assert_eq!(r.find_by_tags(&tags), vec![]);

@@ -112,6 +112,10 @@ pub struct ThingRecord {
     /// The tags, in the order they were registered (updates keep positions and
     /// append new names).
     pub tags: Vec<Tag>,
+    /// What is left of `KEY` once the registry deleted it at the claim: a salted
+    /// digest of the claimed tag set, for the owner's idempotent re-claim
+    /// ([`crate::digest`]). `None` while `KEY` is kept.
+    pub claim_digest: Option<crate::digest::ClaimDigest>,
 }
 
 impl ThingRecord {

@@ -549,8 +549,11 @@ pub fn decode_claim(input: &str) -> Result<Vec<Tag>, UriError> {
     Ok(tags)
 }
 
+/// A tag name of a claim or search URI: up to the successor dialect's 64
+/// characters (a URI is only an encoding; the registry applies the limit of the
+/// namespace the request arrives in).
 fn make_name(name: &str, pos: usize) -> Result<TagName, UriError> {
-    TagName::new(name).map_err(|e| UriError {
+    TagName::with_limit(name, tag::MAX_NAME_CHARS_ANY).map_err(|e| UriError {
         position: pos,
         kind: UriErrorKind::BadName(e),
     })

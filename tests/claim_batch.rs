@@ -92,7 +92,14 @@ fn same_as_one_by_one(n: u64) {
     assert!(batched.iter().any(|o| o.is_err()) && batched.iter().any(|o| o.is_ok()));
     batch.check_consistency().unwrap();
     single.check_consistency().unwrap();
-    assert_eq!(batch.export(), single.export(), "records differ");
+    // Claim digests are salted at random: compare whether each thing has one.
+    let strip = |r: &Registry| -> Vec<_> {
+        r.export()
+            .into_iter()
+            .map(|mut t| (t.claim_digest.take().is_some(), t))
+            .collect()
+    };
+    assert_eq!(strip(&batch), strip(&single), "records differ");
     for (name, q) in datagen::standard_queries() {
         assert_eq!(
             batch.search(&q).unwrap(),
@@ -103,21 +110,14 @@ fn same_as_one_by_one(n: u64) {
     // Everything but the index's heap estimate (a bulk-built B-tree is fuller).
     let (b, s) = (batch.stats(), single.stats());
     assert_eq!(
-        (
-            b.things,
-            b.searchable,
-            b.tag_names,
-            b.pending_disowns,
-            b.record_bytes
-        ),
-        (
-            s.things,
-            s.searchable,
-            s.tag_names,
-            s.pending_disowns,
-            s.record_bytes
-        )
+        (b.things, b.searchable, b.tag_names, b.pending_disowns,),
+        (s.things, s.searchable, s.tag_names, s.pending_disowns,)
     );
+    // Record bytes include hash-table capacities, which depend on the per-process
+    // random hash seeds once claims rewrite fingerprints (KEY deleted): equal
+    // within the tables' share.
+    let (rb, rs) = (b.record_bytes as f64, s.record_bytes as f64);
+    assert!((rb - rs).abs() <= 0.05 * rs, "record bytes {rb} vs {rs}");
     // Later single operations see a normal registry.
     let g = &pop[1];
     let ops = |reg: &Registry| {

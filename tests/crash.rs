@@ -40,8 +40,8 @@ use std::time::{Duration, Instant};
 
 use iotdisco::store::sled::Durability;
 use iotdisco::{
-    BareJid, Claim, Config, Jid, NodeAddress, Register, RegisterOutcome, Registry, Tag, TagValue,
-    ThingKey, ThingRecord, Update, UpdateOutcome,
+    BareJid, Claim, ClaimDigest, Config, Jid, NodeAddress, Register, RegisterOutcome, Registry,
+    Tag, TagValue, ThingKey, ThingRecord, Update, UpdateOutcome,
 };
 
 /// Set in the child: the database directory.
@@ -108,8 +108,30 @@ fn key_str(key: &ThingKey) -> String {
     )
 }
 
+/// The claim digest the model writes for a claim that deleted `KEY` (the real
+/// one is salted at random: states compare whether there is one).
+fn placeholder_digest() -> ClaimDigest {
+    ClaimDigest::from_bytes(&[0; iotdisco::digest::DIGEST_BYTES]).unwrap()
+}
+
+/// A record as the model sees it: any claim digest is the placeholder.
+fn norm(mut r: ThingRecord) -> ThingRecord {
+    if r.claim_digest.is_some() {
+        r.claim_digest = Some(placeholder_digest());
+    }
+    r
+}
+
+/// Tags in name order (claims ignore order; names are unique per thing).
+fn sorted(tags: &[Tag]) -> Vec<Tag> {
+    let mut v = tags.to_vec();
+    v.sort_by(|a, b| a.name.cmp(&b.name));
+    v
+}
+
 /// A thing's whole state as one token (`ABSENT` for no thing): owner, public
-/// flag, last resource and every tag in record order, `KEY` included.
+/// flag, last resource, every tag in record order (`KEY` included while the
+/// thing has one) and whether a claim digest replaced `KEY`.
 fn state_str(record: Option<&ThingRecord>) -> String {
     let Some(r) = record else {
         return "ABSENT".into();
@@ -123,11 +145,12 @@ fn state_str(record: Option<&ThingRecord>) -> String {
         })
         .collect();
     format!(
-        "o={};p={};r={};t={}",
+        "o={};p={};r={};t={};d={}",
         r.owner.as_ref().map_or("-", |o| o.as_str()),
         u8::from(r.public),
         r.last_resource.as_deref().unwrap_or("-"),
-        tags.join(",")
+        tags.join(","),
+        u8::from(r.claim_digest.is_some())
     )
 }
 
@@ -205,6 +228,9 @@ struct Generator {
     rng: Rng,
     round: u32,
     model: BTreeMap<String, ThingRecord>,
+    /// The tags (`KEY` included) things were claimed with this round: their
+    /// owners re-claim with them, as an app whose reply was lost does.
+    claimed_with: BTreeMap<String, Vec<Tag>>,
     /// Things removed during this round (re-registration candidates).
     removed: Vec<ThingKey>,
     fresh: u32,
@@ -280,6 +306,7 @@ impl Generator {
             owner: self_owned.then(|| key.jid.clone()),
             public: self_owned,
             tags: tags.clone(),
+            claim_digest: None,
         };
         let req = Register {
             node: key.node.clone(),
@@ -329,7 +356,28 @@ impl Generator {
                     None => self.rng.chance(70),
                     Some(_) => !after.public,
                 };
-                let mut tags = after.tags.clone();
+                let mut tags = match self.claimed_with.get(&k) {
+                    Some(orig)
+                        if after.claim_digest.is_some()
+                            && sorted(&after.tags)
+                                == sorted(
+                                    &orig
+                                        .iter()
+                                        .filter(|t| !t.name.is_key())
+                                        .cloned()
+                                        .collect::<Vec<_>>(),
+                                ) =>
+                    {
+                        orig.clone()
+                    }
+                    _ => after.tags.clone(),
+                };
+                if after.owner.is_none() && tags.iter().any(|t| t.name.is_key()) {
+                    // The registry deletes KEY at the claim and keeps a digest.
+                    self.claimed_with.insert(k.clone(), tags.clone());
+                    after.tags.retain(|t| !t.name.is_key());
+                    after.claim_digest = Some(placeholder_digest());
+                }
                 // Claims ignore tag order.
                 let turn = self.rng.below(tags.len() as u64) as usize;
                 tags.rotate_left(turn);
@@ -528,8 +576,9 @@ fn child_main(dir: &str, durability: Durability) {
         model: reg
             .export()
             .into_iter()
-            .map(|r| (key_str(&r.key), r))
+            .map(|r| (key_str(&r.key), norm(r)))
             .collect(),
+        claimed_with: BTreeMap::new(),
         removed: Vec::new(),
         fresh: 0,
     };
@@ -554,7 +603,7 @@ fn child_main(dir: &str, durability: Durability) {
         if let Err(e) = apply(&reg, &op) {
             panic!("child round {round} seq {seq}: {e}");
         }
-        let now = reg.get(&op.key);
+        let now = reg.get(&op.key).map(norm);
         assert_eq!(
             now, op.after,
             "child round {round} seq {seq}: {} left another state than the model expects",

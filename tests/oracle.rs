@@ -368,6 +368,7 @@ struct CfgSpec {
     max_things: Option<u32>,
     max_pending: usize,
     key_chars: usize,
+    delete_key: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -734,15 +735,19 @@ fn cfg_spec() -> impl Strategy<Value = CfgSpec> {
         prop_oneof![1 => Just(Some(40u32)), 5 => Just(None)],
         prop_oneof![1 => Just(2usize), 4 => Just(100_000usize)],
         select(&[10usize, 43, 200][..]),
+        prop_oneof![3 => Just(true), 1 => Just(false)],
     )
         .prop_map(
-            |(max_results, max_ops, max_tags, max_things, max_pending, key_chars)| CfgSpec {
-                max_results,
-                max_ops,
-                max_tags,
-                max_things,
-                max_pending,
-                key_chars,
+            |(max_results, max_ops, max_tags, max_things, max_pending, key_chars, delete_key)| {
+                CfgSpec {
+                    max_results,
+                    max_ops,
+                    max_tags,
+                    max_things,
+                    max_pending,
+                    key_chars,
+                    delete_key,
+                }
             },
         )
 }
@@ -776,6 +781,7 @@ fn config_of(c: &CfgSpec) -> Config {
         max_pending_disowns: c.max_pending,
         disown_timeout_ms: TIMEOUT_MS,
         disown_key_chars: c.key_chars,
+        delete_key_on_claim: c.delete_key,
         ..Config::default()
     };
     if let Some(n) = c.max_things {
@@ -792,6 +798,7 @@ fn limits_of(cfg: &Config) -> Limits {
         max_things: cfg.max_things as usize,
         max_pending: cfg.max_pending_disowns,
         timeout_ms: cfg.disown_timeout_ms,
+        delete_key: cfg.delete_key_on_claim,
     }
 }
 
@@ -992,6 +999,7 @@ fn record_matches(r: &ThingRecord, t: &MThing) -> bool {
         && r.owner.as_ref().map(BareJid::as_str) == t.owner.as_deref()
         && r.public == t.public
         && tags_eq(&r.tags, &t.tags)
+        && r.claim_digest.is_some() == t.claimed_with.is_some()
 }
 
 /// The operator of a spec; anchored specs take their name and operands from one
@@ -1393,14 +1401,18 @@ impl Harness {
         lower: bool,
     ) -> Vec<(String, String, Val)> {
         let mut base: Vec<(String, String, Val)> = match self.m.get(key) {
-            Some(t) => t
-                .tags
-                .iter()
-                .map(|(n, v)| {
-                    let spelled = if lower { n.to_lowercase() } else { n.clone() };
-                    (spelled, n.clone(), v.clone())
-                })
-                .collect(),
+            // Half the claims of a thing whose KEY a claim deleted use the tags it
+            // was claimed with (the owner's retry), half its tags as they are.
+            Some(t) => match (&t.claimed_with, lower) {
+                (Some(c), false) => c,
+                _ => &t.tags,
+            }
+            .iter()
+            .map(|(n, v)| {
+                let spelled = if lower { n.to_lowercase() } else { n.clone() };
+                (spelled, n.clone(), v.clone())
+            })
+            .collect(),
             None => fallback
                 .tags
                 .iter()

@@ -153,9 +153,12 @@ fn claim_string_errors() {
         (9, UriErrorKind::BadName(_))
     ));
     assert!(matches!(
-        kind(decode_claim(&format!("IoTDisco;{}:1", "X".repeat(33)))),
+        kind(decode_claim(&format!("IoTDisco;{}:1", "X".repeat(65)))),
         (9, UriErrorKind::BadName(_))
     ));
+    // Up to the successor dialect's 64 characters.
+    let long = decode_claim(&format!("IoTDisco;{}:1", "X".repeat(64))).unwrap();
+    assert_eq!(long[0].name.as_str().len(), 64);
     assert_eq!(
         kind(decode_claim("IoTDisco;SN:1;sn:2")),
         (14, UriErrorKind::DuplicateName("SN".into()))

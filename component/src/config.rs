@@ -72,6 +72,16 @@ pub struct Args {
     /// successor namespaces never carry it).
     #[arg(long)]
     pub hide_owner_in_xep_results: bool,
+    /// Keep a thing's KEY tag when it is claimed (by default the registry
+    /// deletes it and keeps a salted digest for the owner's re-claim).
+    #[arg(long)]
+    pub keep_key_on_claim: bool,
+    /// Longest tag name in the XEP-0347 namespace, 1-64 [default: 32].
+    #[arg(long, value_name = "N")]
+    pub max_tag_name_chars_xep: Option<usize>,
+    /// Longest tag name in the successor namespaces, 1-64 [default: 64].
+    #[arg(long, value_name = "N")]
+    pub max_tag_name_chars_successor: Option<usize>,
 }
 
 /// The TOML file: the same keys as the long flags.
@@ -91,6 +101,9 @@ struct File {
     max_things: Option<u32>,
     disown_timeout_ms: Option<u64>,
     hide_owner_in_xep_results: Option<bool>,
+    keep_key_on_claim: Option<bool>,
+    max_tag_name_chars_xep: Option<usize>,
+    max_tag_name_chars_successor: Option<usize>,
 }
 
 /// Where the registry lives.
@@ -127,6 +140,12 @@ pub struct Settings {
     pub disown_timeout_ms: Option<u64>,
     /// See [`Args::hide_owner_in_xep_results`].
     pub hide_owner_in_xep_results: bool,
+    /// See [`Args::keep_key_on_claim`].
+    pub keep_key_on_claim: bool,
+    /// See [`Args::max_tag_name_chars_xep`].
+    pub max_tag_name_chars_xep: Option<usize>,
+    /// See [`Args::max_tag_name_chars_successor`].
+    pub max_tag_name_chars_successor: Option<usize>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -208,6 +227,24 @@ impl Settings {
         if group_commit_ms == Some(0) {
             return Err("--group-commit-ms must be at least 1".into());
         }
+        let max_tag_name_chars_xep = args.max_tag_name_chars_xep.or(file.max_tag_name_chars_xep);
+        let max_tag_name_chars_successor = args
+            .max_tag_name_chars_successor
+            .or(file.max_tag_name_chars_successor);
+        for (flag, n) in [
+            ("--max-tag-name-chars-xep", max_tag_name_chars_xep),
+            (
+                "--max-tag-name-chars-successor",
+                max_tag_name_chars_successor,
+            ),
+        ] {
+            if n.is_some_and(|n| !(1..=iotdisco::tag::MAX_NAME_CHARS_ANY).contains(&n)) {
+                return Err(format!(
+                    "{flag} must be between 1 and {}",
+                    iotdisco::tag::MAX_NAME_CHARS_ANY
+                ));
+            }
+        }
         Ok(Settings {
             server: args
                 .server
@@ -224,6 +261,9 @@ impl Settings {
             disown_timeout_ms: args.disown_timeout_ms.or(file.disown_timeout_ms),
             hide_owner_in_xep_results: args.hide_owner_in_xep_results
                 || file.hide_owner_in_xep_results.unwrap_or(false),
+            keep_key_on_claim: args.keep_key_on_claim || file.keep_key_on_claim.unwrap_or(false),
+            max_tag_name_chars_xep,
+            max_tag_name_chars_successor,
         })
     }
 
@@ -242,6 +282,7 @@ impl Settings {
         if let Some(n) = self.disown_timeout_ms {
             c.disown_timeout_ms = n;
         }
+        c.delete_key_on_claim = !self.keep_key_on_claim;
         c
     }
 
@@ -256,6 +297,12 @@ impl Settings {
             c.identity_name = n.clone();
         }
         c.hide_owner_in_xep_results = self.hide_owner_in_xep_results;
+        if let Some(n) = self.max_tag_name_chars_xep {
+            c.max_tag_name_chars_xep = n;
+        }
+        if let Some(n) = self.max_tag_name_chars_successor {
+            c.max_tag_name_chars_successor = n;
+        }
         c
     }
 }
@@ -287,10 +334,21 @@ mod tests {
         );
         assert!(!format!("{s:?}").contains("\"s\""));
         assert!(!s.engine_config().hide_owner_in_xep_results);
+        assert!(s.registry_config().delete_key_on_claim);
         let mut a = args("discovery.example.org");
         a.hide_owner_in_xep_results = true;
+        a.keep_key_on_claim = true;
+        a.max_tag_name_chars_xep = Some(40);
+        a.max_tag_name_chars_successor = Some(20);
         let s = Settings::resolve(a).unwrap();
         assert!(s.engine_config().hide_owner_in_xep_results);
+        assert!(!s.registry_config().delete_key_on_claim);
+        assert_eq!(s.engine_config().max_tag_name_chars_xep, 40);
+        assert_eq!(s.engine_config().max_tag_name_chars_successor, 20);
+        let mut a = args("discovery.example.org");
+        a.max_tag_name_chars_xep = Some(65);
+        let e = Settings::resolve(a).unwrap_err();
+        assert!(e.contains("--max-tag-name-chars-xep"), "{e}");
     }
 
     #[test]

@@ -28,6 +28,7 @@ pub const KEYS: &[&str] = &[
     "max_things",
     "max_tracked_presences",
     "disown_key_chars",
+    "delete_key_on_claim",
     "max_stanza_bytes",
     "max_depth",
     "notification_timeout_ms",
@@ -146,6 +147,7 @@ impl Options {
             }
             "max_tracked_presences" => c.max_tracked_presences = number(key, value)?,
             "disown_key_chars" => c.disown_key_chars = positive(key, value)?,
+            "delete_key_on_claim" => c.delete_key_on_claim = boolean(key, value)?,
             "max_stanza_bytes" => e.max_stanza_bytes = positive(key, value)?,
             "max_depth" => e.max_depth = positive(key, value)?,
             "notification_timeout_ms" => e.notification_timeout_ms = number(key, value)?,
@@ -223,7 +225,8 @@ mod tests {
              disown_element_fallback=false;foreign=service_unavailable;\
              identity_name=Home registry;durability=group_commit: 10;\
              hide_owner_in_xep_results=true;max_tag_name_chars_xep=40;\
-             max_tag_name_chars_successor=50;max_remembered_dialects=9;",
+             max_tag_name_chars_successor=50;max_remembered_dialects=9;\
+             delete_key_on_claim=false",
         ))
         .unwrap();
         let c = &o.config;
@@ -239,6 +242,7 @@ mod tests {
         assert_eq!(c.max_things, 1000);
         assert_eq!(c.max_tracked_presences, 50);
         assert_eq!(c.disown_key_chars, 12);
+        assert!(!c.delete_key_on_claim);
         let e = &o.engine;
         assert_eq!(e.max_stanza_bytes, 4096);
         assert_eq!(e.max_depth, 8);

@@ -291,14 +291,16 @@ impl Index {
         self.build(records, true);
     }
 
-    /// Rebuilds every posting list and the `searchable` bitmap from the records
-    /// in one pass, keeping the tag names and their use counts (which only
-    /// depend on the tags, not on owners): after many claims at once, this is
-    /// much faster than moving each claimed thing's postings one by one.
+    /// Rebuilds every posting list, the `searchable` bitmap and the name use
+    /// counts from the records in one pass, keeping the names' ids: after many
+    /// claims at once (which change owners and, when `KEY` is deleted at the
+    /// claim, tags), this is much faster than moving each claimed thing's
+    /// postings one by one.
     pub fn rebuild_postings(&mut self, records: &crate::records::Records) {
         self.tags.clear();
         self.searchable = RoaringBitmap::new();
-        self.build(records, false);
+        self.names.clear_uses();
+        self.build(records, true);
     }
 
     fn build(&mut self, records: &crate::records::Records, count_uses: bool) {

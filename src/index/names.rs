@@ -53,6 +53,13 @@ impl Names {
         *n = n.saturating_sub(1);
     }
 
+    /// Sets every use count to zero (before a recount).
+    pub fn clear_uses(&mut self) {
+        for (_, n) in &mut self.names {
+            *n = 0;
+        }
+    }
+
     /// How many things use this name.
     pub fn uses(&self, id: NameId) -> u64 {
         self.names[id.0 as usize].1

@@ -26,6 +26,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use crate::config::Config;
+use crate::digest::ClaimDigest;
 use crate::index::Index;
 use crate::index::names::NameId;
 use crate::jid::{BareJid, Jid};
@@ -265,6 +266,38 @@ impl State {
             .unwrap_or_default()
     }
 
+    /// The things whose tag set is exactly `tags` (none when a name is unknown).
+    fn find_by_tags<'t>(&self, tags: impl Iterator<Item = &'t Tag>) -> Vec<ThingId> {
+        let mut id_tags = Vec::new();
+        for t in tags {
+            match self.index.names.get(t.name.as_str()) {
+                Some(n) => id_tags.push((n, t.value.clone())),
+                None => return Vec::new(),
+            }
+        }
+        self.records.find_by_tags(&id_tags)
+    }
+
+    /// The claimant's own thing whose `KEY` was deleted at its claim and whose
+    /// claimed tag set was exactly `tags` (`KEY` included): the idempotent
+    /// re-claim of an app whose first reply was lost.
+    fn find_reclaim(&self, claimant: &BareJid, tags: &[Tag]) -> Option<ThingId> {
+        if !tags.iter().any(|t| t.name.is_key()) {
+            return None;
+        }
+        let pairs = || tags.iter().map(|t| (t.name.as_str(), &t.value));
+        self.find_by_tags(tags.iter().filter(|t| !t.name.is_key()))
+            .into_iter()
+            .find(|&id| {
+                self.records.owner(id) == Some(claimant)
+                    && self
+                        .records
+                        .view(id)
+                        .and_then(|v| v.claim_digest())
+                        .is_some_and(|d| d.matches(pairs()))
+            })
+    }
+
     fn intern(&mut self, tags: &[Tag]) -> Vec<IdTag> {
         tags.iter()
             .map(|t| (self.index.intern(&t.name), t.value.clone()))
@@ -273,15 +306,15 @@ impl State {
 
     /// Writes a thing (new when `id` is `None`): store first, then records and
     /// indexes.
-    fn write(
-        &mut self,
-        id: Option<ThingId>,
-        key: &ThingKey,
-        resource: Option<&str>,
-        owner: Option<&BareJid>,
-        public: bool,
-        tags: &[IdTag],
-    ) -> Result<ThingId, RegistryError> {
+    fn write(&mut self, id: Option<ThingId>, rec: NewRecord<'_>) -> Result<ThingId, RegistryError> {
+        let NewRecord {
+            key,
+            resource,
+            owner,
+            public,
+            tags,
+            digest,
+        } = rec;
         if let Some(store) = self.store.as_ref() {
             let record = ThingRecord {
                 key: key.clone(),
@@ -295,16 +328,10 @@ impl State {
                         value: v.clone(),
                     })
                     .collect(),
+                claim_digest: digest.copied(),
             };
             store.put(&record)?;
         }
-        let rec = NewRecord {
-            key,
-            resource,
-            owner,
-            public,
-            tags,
-        };
         let searchable = owner.is_some() && public;
         let id = match id {
             Some(id) => {
@@ -460,6 +487,7 @@ impl State {
             owner: rec.owner.as_ref(),
             public: rec.public,
             tags: &tags,
+            digest: rec.claim_digest.as_ref(),
         });
         Ok(())
     }
@@ -681,11 +709,14 @@ impl Registry {
         let owner = req.self_owned.then_some(&key.jid);
         st.write(
             existing,
-            &key,
-            from.resource(),
-            owner,
-            req.self_owned,
-            &tags,
+            NewRecord {
+                key: &key,
+                resource: from.resource(),
+                owner,
+                public: req.self_owned,
+                tags: &tags,
+                digest: None,
+            },
         )?;
         Ok(RegisterOutcome::Registered)
     }
@@ -748,33 +779,54 @@ impl Registry {
             ));
         }
         let claimant = from.bare();
-        let mut id_tags = Vec::with_capacity(tags.len());
-        for t in &tags {
-            let Some(n) = st.index.names.get(t.name.as_str()) else {
-                return Err(RegistryError::ItemNotFound);
-            };
-            id_tags.push((n, t.value.clone()));
-        }
-        let candidates = st.records.find_by_tags(&id_tags);
+        let candidates = st.find_by_tags(tags.iter());
         let mine = candidates
             .iter()
             .copied()
-            .find(|&id| st.records.owner(id) == Some(claimant));
-        let id = match mine {
-            Some(id) => id,
+            .find(|&id| st.records.owner(id) == Some(claimant))
+            .or_else(|| st.find_reclaim(claimant, &tags));
+        let (id, fresh) = match mine {
+            Some(id) => (id, false),
             None => {
                 let mut free = candidates
                     .iter()
                     .copied()
                     .filter(|&id| st.records.owner(id).is_none());
                 match (free.next(), free.next()) {
-                    (Some(id), None) => id,
+                    (Some(id), None) => (id, true),
                     _ => return Err(RegistryError::ItemNotFound),
                 }
             }
         };
         let key = st.key_of(id).ok_or(RegistryError::ItemNotFound)?;
-        st.set_owner(id, Some(claimant), req.public)?;
+        let has_key = tags.iter().any(|t| t.name.is_key());
+        if fresh && has_key && self.config.delete_key_on_claim {
+            // Spec 6.5: the KEY goes; a salted digest of the claimed tags stays.
+            let digest = ClaimDigest::new_salted(&tags).map_err(RegistryError::Internal)?;
+            let kept: Vec<IdTag> = st
+                .tags_of(id)
+                .into_iter()
+                .filter(|(n, _)| !st.index.is_key(*n))
+                .collect();
+            let resource: Option<Box<str>> = st
+                .records
+                .view(id)
+                .and_then(|v| v.resource())
+                .map(Into::into);
+            st.write(
+                Some(id),
+                NewRecord {
+                    key: &key,
+                    resource: resource.as_deref(),
+                    owner: Some(claimant),
+                    public: req.public,
+                    tags: &kept,
+                    digest: Some(&digest),
+                },
+            )?;
+        } else {
+            st.set_owner(id, Some(claimant), req.public)?;
+        }
         let notification = Notification {
             to: st.route(id, &key),
             node: key.node.clone(),
@@ -859,13 +911,18 @@ impl Registry {
             from.resource().map(Into::into)
         };
         let public = st.records.is_public(id);
+        // Same owner: the claim digest stays.
+        let digest = st.records.view(id).and_then(|v| v.claim_digest());
         st.write(
             Some(id),
-            &key,
-            resource.as_deref(),
-            owner.as_ref(),
-            public,
-            &tags,
+            NewRecord {
+                key: &key,
+                resource: resource.as_deref(),
+                owner: owner.as_ref(),
+                public,
+                tags: &tags,
+                digest: digest.as_ref(),
+            },
         )?;
         Ok(UpdateOutcome::Updated)
     }
@@ -1017,7 +1074,17 @@ impl Registry {
             .view(id)
             .and_then(|v| v.resource())
             .map(Into::into);
-        st.write(Some(id), &p.thing, resource.as_deref(), None, false, &tags)?;
+        st.write(
+            Some(id),
+            NewRecord {
+                key: &p.thing,
+                resource: resource.as_deref(),
+                owner: None,
+                public: false,
+                tags: &tags,
+                digest: None,
+            },
+        )?;
         Ok(())
     }
 

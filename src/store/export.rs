@@ -6,7 +6,10 @@
 //! `"resource":"plcs","owner":"owner@example.org","public":true,`
 //! `"tags":[{"name":"SN","str":"394872348732948723"},{"name":"V","num":1.2}]}`.
 //! `node` members, `resource` and `owner` are left out when absent; `KEY` is
-//! included (this is the owner's backup, not a search result). Reading checks
+//! included (this is the owner's backup, not a search result). A claimed thing
+//! whose `KEY` the registry deleted has `"claim_digest":"<48 hex digits>"`
+//! instead (see [`crate::digest`]; the salt is inside, so it moves with the
+//! line to any registry). Reading checks
 //! every field with the rules a request goes through and names the line of the
 //! first bad one.
 
@@ -14,6 +17,7 @@ use std::io::{BufRead, Write};
 
 use serde::{Deserialize, Serialize};
 
+use crate::digest::ClaimDigest;
 use crate::jid::BareJid;
 use crate::store::StoreError;
 use crate::tag::{Tag, TagName, TagValue};
@@ -53,6 +57,8 @@ struct Line {
     #[serde(default)]
     public: bool,
     tags: Vec<JsonTag>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    claim_digest: Option<String>,
 }
 
 fn is_empty_node(n: &Node) -> bool {
@@ -93,6 +99,7 @@ pub fn write_jsonl<'r>(
                     },
                 })
                 .collect(),
+            claim_digest: r.claim_digest.map(|d| d.to_hex()),
         };
         serde_json::to_writer(&mut out, &line)
             .map_err(|e| StoreError(format!("cannot write the export: {e}")))?;
@@ -135,12 +142,21 @@ fn parse_line(text: &str) -> Result<ThingRecord, String> {
         .map_err(|e| e.to_string())?;
         tags.push(Tag { name, value });
     }
+    let claim_digest = line
+        .claim_digest
+        .as_deref()
+        .map(ClaimDigest::from_hex)
+        .transpose()?;
+    if claim_digest.is_some() && owner.is_none() {
+        return Err("only a claimed thing has a claim_digest".into());
+    }
     Ok(ThingRecord {
         key: ThingKey { jid, node },
         last_resource: line.resource.map(Into::into),
         owner,
         public: line.public,
         tags,
+        claim_digest,
     })
 }
 
@@ -175,17 +191,29 @@ mod tests {
                 Tag::str("KEY", "k;\\1").unwrap(),
                 Tag::num("V", -0.5).unwrap(),
             ],
+            claim_digest: None,
         };
         let mut buf = Vec::new();
         assert_eq!(write_jsonl([&r], &mut buf).unwrap(), 1);
         let back = read_jsonl(&buf[..]).unwrap();
-        assert_eq!(back, vec![r]);
+        assert_eq!(back, vec![r.clone()]);
+        let mut claimed = r;
+        claimed.tags.remove(0);
+        claimed.owner = Some(BareJid::parse("owner@example.org").unwrap());
+        claimed.claim_digest =
+            Some(ClaimDigest::new_salted(&[Tag::str("KEY", "k").unwrap()]).unwrap());
+        let mut buf = Vec::new();
+        write_jsonl([&claimed], &mut buf).unwrap();
+        assert!(String::from_utf8_lossy(&buf).contains("\"claim_digest\":\""));
+        assert_eq!(read_jsonl(&buf[..]).unwrap(), vec![claimed]);
         for bad in [
             "{",
             r#"{"jid":"a@b","tags":[{"name":"V","num":1,"str":"x"}]}"#,
             r#"{"jid":"a@b","tags":[{"name":"A:B","str":"x"}]}"#,
             r#"{"jid":"a@b/r","tags":[]}"#,
             r#"{"jid":"a@b","tags":[],"extra":1}"#,
+            r#"{"jid":"a@b","owner":"o@b","tags":[],"claim_digest":"00"}"#,
+            r#"{"jid":"a@b","tags":[],"claim_digest":"000000000000000000000000000000000000000000000000"}"#,
         ] {
             let e = read_jsonl(format!("\n{bad}\n").as_bytes()).unwrap_err();
             assert!(e.0.starts_with("line 2"), "{e}");

@@ -15,13 +15,22 @@
 
 use rkyv::rancor;
 
+use crate::digest::ClaimDigest;
 use crate::jid::BareJid;
 use crate::store::StoreError;
 use crate::tag::{Tag, TagName, TagValue};
 use crate::thing::{NodeAddress, ThingKey, ThingRecord};
 
-/// The record format this build reads and writes.
-pub const FORMAT: &str = "iotdisco-record-v1";
+/// The record format this build writes.
+///
+/// v2 added [`StoredValue::ClaimDigest`]. Its archived layout keeps every v1
+/// record valid (the new variant is last and no larger than the others), so a
+/// v1 database opens as is and is marked v2 on open: a v1 build then refuses it
+/// clearly instead of meeting a value it cannot read.
+pub const FORMAT: &str = "iotdisco-record-v2";
+
+/// Earlier formats this build reads unchanged (and upgrades the mark of).
+pub const READABLE_FORMATS: &[&str] = &["iotdisco-record-v1"];
 
 /// One tag value as stored.
 #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Clone, PartialEq)]
@@ -30,6 +39,9 @@ pub enum StoredValue {
     Str(String),
     /// A numeric value (finite).
     Num(f64),
+    /// Not a tag: the salted digest kept of the claimed tag set once `KEY` was
+    /// deleted (stored under the name `KEY`, at most once, 24 bytes).
+    ClaimDigest(Vec<u8>),
 }
 
 /// One thing as stored (the fields of [`ThingRecord`] in plain types).
@@ -111,6 +123,12 @@ pub fn encode(record: &ThingRecord) -> Result<rkyv::util::AlignedVec, StoreError
                 };
                 (t.name.as_str().to_string(), v)
             })
+            .chain(record.claim_digest.map(|d| {
+                (
+                    crate::tag::KEY.to_string(),
+                    StoredValue::ClaimDigest(d.as_bytes().to_vec()),
+                )
+            }))
             .collect(),
     };
     rkyv::to_bytes::<rancor::Error>(&stored)
@@ -143,11 +161,19 @@ pub fn decode(key: &[u8], bytes: &[u8]) -> Result<ThingRecord, StoreError> {
         return Err(bad("bad resource".into()));
     }
     let mut tags = Vec::with_capacity(stored.tags.len());
+    let mut claim_digest = None;
     for t in stored.tags.iter() {
         let name = TagName::from_stored(t.0.as_str()).map_err(|e| bad(e.to_string()))?;
         let value = match &t.1 {
             ArchivedStoredValue::Str(s) => TagValue::string(s.as_str(), name.as_str()),
             ArchivedStoredValue::Num(x) => TagValue::number(x.to_native(), name.as_str()),
+            ArchivedStoredValue::ClaimDigest(d) => {
+                let d = ClaimDigest::from_bytes(d.as_slice())
+                    .filter(|_| name.is_key() && claim_digest.is_none() && owner.is_some())
+                    .ok_or_else(|| bad("bad claim digest".into()))?;
+                claim_digest = Some(d);
+                continue;
+            }
         }
         .map_err(|e| bad(e.to_string()))?;
         tags.push(Tag { name, value });
@@ -158,6 +184,7 @@ pub fn decode(key: &[u8], bytes: &[u8]) -> Result<ThingRecord, StoreError> {
         owner,
         public: stored.public,
         tags,
+        claim_digest,
     })
 }
 
@@ -176,6 +203,7 @@ mod tests {
             owner: Some(BareJid::parse("owner@example.org").unwrap()),
             public: false,
             tags: vec![Tag::str("SN", "1").unwrap(), Tag::num("V", 1.2).unwrap()],
+            claim_digest: None,
         }
     }
 
@@ -185,6 +213,57 @@ mod tests {
         let key = key_bytes(&r.key);
         let bytes = encode(&r).unwrap();
         assert_eq!(decode(&key, &bytes).unwrap(), r);
+    }
+
+    /// The v1 types, as the previous build archived them.
+    mod v1 {
+        #[derive(rkyv::Archive, rkyv::Serialize)]
+        pub enum StoredValue {
+            Str(String),
+            Num(f64),
+        }
+        #[derive(rkyv::Archive, rkyv::Serialize)]
+        pub struct StoredRecord {
+            pub jid: String,
+            pub node: [String; 3],
+            pub last_resource: String,
+            pub owner: String,
+            pub public: bool,
+            pub tags: Vec<(String, StoredValue)>,
+        }
+    }
+
+    #[test]
+    fn v1_records_read_unchanged() {
+        let r = record();
+        let old = v1::StoredRecord {
+            jid: "rack@example.org".into(),
+            node: ["imc1".into(), "MeteringTopology".into(), String::new()],
+            last_resource: "plcs".into(),
+            owner: "owner@example.org".into(),
+            public: false,
+            tags: vec![
+                ("SN".into(), v1::StoredValue::Str("1".into())),
+                ("V".into(), v1::StoredValue::Num(1.2)),
+            ],
+        };
+        let bytes = rkyv::to_bytes::<rancor::Error>(&old).unwrap();
+        assert_eq!(decode(&key_bytes(&r.key), &bytes).unwrap(), r);
+        assert_eq!(&bytes[..], &encode(&r).unwrap()[..], "same bytes as v2");
+    }
+
+    #[test]
+    fn claim_digests_round_trip_and_are_checked() {
+        let mut r = record();
+        r.claim_digest = Some(ClaimDigest::new_salted(&r.tags).unwrap());
+        let key = key_bytes(&r.key);
+        let bytes = encode(&r).unwrap();
+        assert_eq!(decode(&key, &bytes).unwrap(), r);
+        // A digest on an unclaimed record is damage.
+        let mut unclaimed = r.clone();
+        unclaimed.owner = None;
+        let bytes = encode(&unclaimed).unwrap();
+        assert!(decode(&key, &bytes).unwrap_err().0.contains("claim digest"));
     }
 
     #[test]

@@ -101,6 +101,16 @@ impl SledStore {
             .map_err(|e| err("cannot read the format", e))?
         {
             Some(v) if v.as_ref() == record::FORMAT.as_bytes() => {}
+            Some(v)
+                if record::READABLE_FORMATS
+                    .iter()
+                    .any(|f| v.as_ref() == f.as_bytes()) =>
+            {
+                // Readable as is; marked with the current format from now on.
+                meta.insert("format", record::FORMAT.as_bytes())
+                    .map_err(|e| err("cannot write the format", e))?;
+                db.flush().map_err(|e| err("cannot flush", e))?;
+            }
             Some(v) => {
                 return Err(StoreError(format!(
                     "the database at {} is in format '{}'; this build reads '{}'",
@@ -243,6 +253,7 @@ mod tests {
             owner: None,
             public: false,
             tags: vec![Tag::str("SN", jid).unwrap()],
+            claim_digest: None,
         }
     }
 
@@ -274,5 +285,23 @@ mod tests {
             e.0.contains("other-v9") && e.0.contains(record::FORMAT),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_v1_database_opens_and_is_marked_v2() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = SledStore::open(dir.path(), Durability::Flush).unwrap();
+            s.put(&rec("a@x")).unwrap();
+            s.db.open_tree("meta")
+                .unwrap()
+                .insert("format", "iotdisco-record-v1")
+                .unwrap();
+            s.flush().unwrap();
+        }
+        let s = SledStore::open(dir.path(), Durability::Flush).unwrap();
+        assert_eq!(s.load().unwrap(), vec![rec("a@x")]);
+        let mark = s.db.open_tree("meta").unwrap().get("format").unwrap();
+        assert_eq!(mark.as_deref(), Some(record::FORMAT.as_bytes()));
     }
 }

@@ -50,6 +50,9 @@ pub struct MThing {
     pub owner: Option<String>,
     pub public: bool,
     pub tags: MTags,
+    /// The tag set (`KEY` included) the thing was claimed with when the claim
+    /// deleted its `KEY` (the registry keeps a salted digest of it).
+    pub claimed_with: Option<MTags>,
 }
 
 /// Error kinds, one per stanza error.
@@ -71,6 +74,7 @@ pub struct Limits {
     pub max_things: usize,
     pub max_pending: usize,
     pub timeout_ms: u64,
+    pub delete_key: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -418,6 +422,7 @@ impl Model {
                     });
                 }
                 t.tags = tags;
+                t.claimed_with = None;
                 t.resource = resource.map(Into::into);
                 t.owner = self_owned.then(|| key.jid.clone());
                 t.public = self_owned;
@@ -432,6 +437,7 @@ impl Model {
                     owner: self_owned.then(|| key.jid.clone()),
                     public: self_owned,
                     tags,
+                    claimed_with: None,
                 });
             }
         }
@@ -465,13 +471,31 @@ impl Model {
             .map(|(i, _)| i)
             .collect();
         let owner_of = |i: usize| self.slots[i].as_ref().and_then(|t| t.owner.clone());
+        let has_key = tags.iter().any(|(n, _)| n == "KEY");
+        let without_key: MTags = tags.iter().filter(|(n, _)| n != "KEY").cloned().collect();
+        // The owner's re-claim of a thing whose KEY the claim deleted.
+        let reclaim = || {
+            self.slots.iter().position(|s| {
+                s.as_ref().is_some_and(|t| {
+                    has_key
+                        && t.owner.as_deref() == Some(claimant)
+                        && same_tag_set(&t.tags, &without_key)
+                        && t.claimed_with
+                            .as_ref()
+                            .is_some_and(|c| same_tag_set(c, &tags))
+                })
+            })
+        };
+        let mut fresh = false;
         let id = match candidates
             .iter()
             .copied()
             .find(|&i| owner_of(i).as_deref() == Some(claimant))
+            .or_else(reclaim)
         {
             Some(i) => i,
             None => {
+                fresh = true;
                 let free: Vec<usize> = candidates
                     .iter()
                     .copied()
@@ -483,9 +507,14 @@ impl Model {
                 free[0]
             }
         };
+        let delete_key = self.limits.delete_key;
         let t = self.slots[id].as_mut().expect("candidate is live");
         t.owner = Some(claimant.to_string());
         t.public = public;
+        if fresh && has_key && delete_key {
+            t.tags.retain(|(n, _)| n != "KEY");
+            t.claimed_with = Some(tags.clone());
+        }
         let key = t.key.clone();
         Ok(MClaimed {
             route: self.route(&key),
@@ -497,9 +526,14 @@ impl Model {
     /// The effect of a successful claim of `key` whose tag set the caller knows
     /// to be unique (for populations too big for [`Model::claim`]'s scan).
     pub fn assign_owner(&mut self, key: &MKey, owner: &str, public: bool) {
+        let delete_key = self.limits.delete_key;
         let t = self.get_mut(key).expect("assigned thing exists");
         t.owner = Some(owner.to_string());
         t.public = public;
+        if delete_key && t.tags.iter().any(|(n, _)| n == "KEY") {
+            t.claimed_with = Some(t.tags.clone());
+            t.tags.retain(|(n, _)| n != "KEY");
+        }
     }
 
     /// `remove` (3.10) from `from` (bare JID). Returns the notification route.
@@ -626,6 +660,7 @@ impl Model {
         t.owner = None;
         t.public = false;
         t.tags = Vec::new();
+        t.claimed_with = None;
         Some((p.owner, Ok(p.key)))
     }
 
