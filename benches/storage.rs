@@ -167,6 +167,15 @@ impl Store for Preloaded {
     fn delete(&self, _: &ThingKey) -> Result<(), StoreError> {
         Ok(())
     }
+    fn load_undelivered(&self) -> Result<Vec<iotdisco::store::Undelivered>, StoreError> {
+        Ok(Vec::new())
+    }
+    fn put_undelivered(&self, _: &iotdisco::store::Undelivered) -> Result<(), StoreError> {
+        Ok(())
+    }
+    fn delete_undelivered(&self, _: &ThingKey) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 fn preloaded(records: Vec<ThingRecord>) -> Registry {

@@ -27,6 +27,11 @@ pub struct Config {
     pub max_pending_disowns: usize,
     /// The most things the registry holds (at most 2^31 - 1).
     pub max_things: u32,
+    /// The most distinct tag names the registry knows at once (tag spam, spec
+    /// 6.6). A `register` or `update` that brings a new name past it reuses the
+    /// slot of a name no thing uses any more, or is refused with
+    /// `resource-constraint`; nothing stored changes.
+    pub max_tag_names: usize,
     /// The most JIDs whose presence the registry tracks at once.
     pub max_tracked_presences: usize,
     /// Length, in characters, of the random `KEY` given to a disowned thing.
@@ -36,6 +41,12 @@ pub struct Config {
     /// claimed tag set is kept instead ([`crate::digest`]), so the same owner's
     /// idempotent re-claim with the original tags still succeeds. On by default.
     pub delete_key_on_claim: bool,
+    /// How many times a `claimed` or `removed` notification is sent to a thing
+    /// that does not answer it (or answers with an error) before it is
+    /// dropped; between sends it waits, persisted, until the thing is next seen.
+    pub max_notification_attempts: u8,
+    /// The most undelivered notifications kept at once (the oldest goes first).
+    pub max_undelivered: usize,
 }
 
 impl Default for Config {
@@ -48,9 +59,12 @@ impl Default for Config {
             disown_timeout_ms: 30_000,
             max_pending_disowns: 100_000,
             max_things: crate::thing::ThingId::LIMIT - 1,
+            max_tag_names: 65_536,
             max_tracked_presences: 10_000_000,
             disown_key_chars: 43,
             delete_key_on_claim: true,
+            max_notification_attempts: 4,
+            max_undelivered: 100_000,
         }
     }
 }

@@ -62,8 +62,10 @@ use crate::registry::{
     Notification, NotificationKind, PendingId, RegisterOutcome, Registry, RegistryError,
     UpdateOutcome,
 };
+use crate::store::UndeliveredKind;
 use crate::sync::{AtomicU64, Mutex, Ordering};
 use crate::thing::{NodeAddress, ThingKey};
+use crate::throttle::{Buckets, Rate, Verdict};
 use crate::wire::dialect::{self, Dialect, Family};
 use crate::wire::request::{self, Body, Head, Incoming, Limits, Refusal, Request, TagNameLimits};
 use crate::wire::write::{self, StanzaError};
@@ -113,6 +115,24 @@ pub struct EngineConfig {
     /// XEP-0347 notifications again). Things speaking XEP-0347 take no entry.
     /// Each entry costs about 100 bytes plus the JID.
     pub max_remembered_dialects: usize,
+    /// Failed claims (`mine` answered `item-not-found`) allowed per claimant
+    /// bare JID (spec 6.3, 6.5): a burst, then a rate per hour. Past it every
+    /// `mine` from that JID is refused with `resource-constraint` (`wait`)
+    /// before it is matched, right or wrong, until the budget refills on the
+    /// host's clock. Default 20, then 100 per hour.
+    pub claim_failures: Rate,
+    /// The same budget per claimant domain. Default 200, then 1,000 per hour.
+    pub claim_failures_per_domain: Rate,
+    /// `register`, `update`, `unregister`, `remove` and `disown` requests per
+    /// sender bare JID. Default a burst of 1,000, then 360,000 per hour (100/s).
+    pub writes: Rate,
+    /// `search` requests per sender bare JID. Default a burst of 1,000, then
+    /// 360,000 per hour (100/s).
+    pub searches: Rate,
+    /// Most senders (bare JIDs, and domains for claims) each budget table
+    /// tracks; past it, refilled entries and then the least recently seen are
+    /// forgotten. Each entry costs about 60 bytes plus the JID.
+    pub max_rate_limited_senders: usize,
 }
 
 impl Default for EngineConfig {
@@ -129,6 +149,11 @@ impl Default for EngineConfig {
             max_tag_name_chars_xep: crate::tag::MAX_NAME_CHARS,
             max_tag_name_chars_successor: crate::tag::MAX_NAME_CHARS_ANY,
             max_remembered_dialects: 1_000_000,
+            claim_failures: Rate::new(20, 100),
+            claim_failures_per_domain: Rate::new(200, 1_000),
+            writes: Rate::new(1_000, 360_000),
+            searches: Rate::new(1_000, 360_000),
+            max_rate_limited_senders: 100_000,
         }
     }
 }
@@ -216,8 +241,12 @@ struct ReplyTo {
 /// What a notification waiting for an answer was about.
 #[derive(Debug)]
 enum What {
-    Claimed,
-    Removed,
+    /// `claimed` or `removed`, after `attempts` sends (this one included).
+    Told {
+        kind: UndeliveredKind,
+        node: NodeAddress,
+        attempts: u8,
+    },
     /// A `disowned` the thing acknowledged with a new `register`/`unregister`:
     /// its late answer only closes the exchange.
     Acknowledged,
@@ -319,6 +348,78 @@ pub struct Engine {
     dialects: Mutex<Dialects>,
     id_prefix: String,
     next_id: AtomicU64,
+    budgets: Budgets,
+}
+
+/// The per-sender budgets (see [`crate::throttle`]).
+struct Budgets {
+    claim_failures: Buckets,
+    claim_failures_per_domain: Buckets,
+    writes: Buckets,
+    searches: Buckets,
+}
+
+impl Budgets {
+    fn new(c: &EngineConfig) -> Budgets {
+        let cap = c.max_rate_limited_senders;
+        Budgets {
+            claim_failures: Buckets::new(c.claim_failures, cap),
+            claim_failures_per_domain: Buckets::new(c.claim_failures_per_domain, cap),
+            writes: Buckets::new(c.writes, cap),
+            searches: Buckets::new(c.searches, cap),
+        }
+    }
+
+    /// Whether `req` from `from` is within its budget at `now_ms` (spending a
+    /// write or search token; a claim only checks: failures spend).
+    fn admit(&self, req: &Request, from: &Jid, now_ms: u64) -> Result<(), StanzaError> {
+        let bare = from.bare();
+        let refused = |retry_ms: u64, what: &str| {
+            let secs = retry_ms.div_ceil(1000).max(1);
+            Err(StanzaError {
+                kind: "wait",
+                condition: "resource-constraint",
+                text: Some(format!("{what}; try again in {secs} s")),
+            })
+        };
+        match req {
+            Request::Claim(_) => {
+                if let Verdict::Refused { retry_ms } =
+                    self.claim_failures.check(bare.as_str(), now_ms)
+                {
+                    return refused(retry_ms, "too many failed claims from this address");
+                }
+                if let Verdict::Refused { retry_ms } =
+                    self.claim_failures_per_domain.check(bare.domain(), now_ms)
+                {
+                    return refused(retry_ms, "too many failed claims from this domain");
+                }
+                Ok(())
+            }
+            Request::Search(_) => match self.searches.spend(bare.as_str(), now_ms) {
+                Verdict::Refused { retry_ms } => refused(retry_ms, "too many searches"),
+                Verdict::Allowed => Ok(()),
+            },
+            _ => match self.writes.spend(bare.as_str(), now_ms) {
+                Verdict::Refused { retry_ms } => refused(retry_ms, "too many requests"),
+                Verdict::Allowed => Ok(()),
+            },
+        }
+    }
+
+    /// Counts a failed claim against the claimant and its domain.
+    fn claim_failed(&self, from: &Jid, now_ms: u64) {
+        let bare = from.bare();
+        self.claim_failures.spend(bare.as_str(), now_ms);
+        self.claim_failures_per_domain.spend(bare.domain(), now_ms);
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.claim_failures.heap_bytes()
+            + self.claim_failures_per_domain.heap_bytes()
+            + self.writes.heap_bytes()
+            + self.searches.heap_bytes()
+    }
 }
 
 impl Engine {
@@ -337,6 +438,7 @@ impl Engine {
             xep: config.max_tag_name_chars_xep,
             successor: config.max_tag_name_chars_successor,
         };
+        let budgets = Budgets::new(&config);
         let mut seed = [0u8; 4];
         // Ids only need to differ between runs; a clock-free fallback is fine.
         let _ = getrandom::fill(&mut seed);
@@ -350,6 +452,7 @@ impl Engine {
             dialects: Mutex::new(Dialects::default()),
             id_prefix: format!("d{:08x}", u32::from_le_bytes(seed)),
             next_id: AtomicU64::new(1),
+            budgets,
         })
     }
 
@@ -383,7 +486,10 @@ impl Engine {
         };
         match body {
             Body::Discovery(d, req) => {
-                if let Some(why) = self.serve(d, req, &head, reply, now_ms, out) {
+                let failed = self.serve(d, req, &head, reply, now_ms, out);
+                // The thing is back: what it missed goes out after the reply.
+                self.redeliver(&head.sender, now_ms, out);
+                if let Some(why) = failed {
                     return Handled::StoreFailed(why);
                 }
             }
@@ -469,6 +575,8 @@ impl Engine {
         let mut o = self.outstanding.lock();
         self.registry.presence(&jid, available);
         if available {
+            drop(o);
+            self.redeliver(&jid, now_ms, out);
             return Ok(());
         }
         let gone: Vec<(PendingId, Box<str>)> = o
@@ -503,9 +611,59 @@ impl Engine {
                 break;
             }
             if let Some((_, id)) = o.by_deadline.pop_first() {
-                o.sent.remove(&id);
+                if let Some(sent) = o.sent.remove(&id) {
+                    // Not answered in time: kept for the thing's return.
+                    self.keep(&sent);
+                }
             }
         }
+    }
+
+    /// Keeps a `claimed`/`removed` the thing did not acknowledge, to deliver it
+    /// again when the thing is next seen (a store failure loses only that).
+    fn keep(&self, sent: &Sent) {
+        if let What::Told {
+            kind,
+            node,
+            attempts,
+        } = &sent.what
+        {
+            let thing = ThingKey {
+                jid: sent.to.bare().clone(),
+                node: node.clone(),
+            };
+            let _ = self.registry.keep_undelivered(&thing, *kind, *attempts);
+        }
+    }
+
+    /// Sends `seen` (a thing just seen: presence or a request) what it missed.
+    fn redeliver(&self, seen: &Jid, now_ms: u64, out: &mut Outbox) {
+        for (n, attempts) in self.registry.take_undelivered(seen) {
+            self.notify_after(n, attempts, now_ms, out);
+        }
+    }
+
+    /// Bytes the engine and its registry account for: records, indexes, the
+    /// per-JID state of the registry (presence, pending disowns, undelivered
+    /// notifications) and of the engine (notifications waiting for answers,
+    /// remembered dialects, rate-limit tables). Every part but the records and
+    /// indexes has a hard bound in the configuration.
+    pub fn accounted_bytes(&self) -> usize {
+        let s = self.registry.stats();
+        let outstanding = {
+            let o = self.outstanding.lock();
+            let per = std::mem::size_of::<(Box<str>, Sent)>()
+                + std::mem::size_of::<(u64, Box<str>)>()
+                + 96;
+            o.sent.len() * per + o.disowns.len() * (std::mem::size_of::<OwnerReply>() + 96)
+        };
+        let dialects = self.dialects.lock().by_jid.len() * 160;
+        s.record_bytes
+            + s.index_bytes
+            + s.state_bytes
+            + outstanding
+            + dialects
+            + self.budgets.heap_bytes()
     }
 
     /// When [`Engine::tick`] should next be called, if anything waits.
@@ -539,6 +697,10 @@ impl Engine {
         let empty = |out: &mut Outbox| {
             out.push(|b| write::empty_result(b, &reply.from, &reply.to, &reply.id));
         };
+        if let Err(e) = self.budgets.admit(&req, from, now_ms) {
+            out.push(|b| write::error(b, &reply.from, &reply.to, &reply.id, &e));
+            return None;
+        }
         match req {
             Request::Register(r) => {
                 let key = ThingKey {
@@ -579,7 +741,12 @@ impl Engine {
                     });
                     self.notify(claimed.notification, now_ms, out);
                 }
-                Err(e) => fail(out, &e),
+                Err(e) => {
+                    if e == RegistryError::ItemNotFound {
+                        self.budgets.claim_failed(from, now_ms);
+                    }
+                    fail(out, &e);
+                }
             },
             Request::Update(u) => {
                 let by_thing = u.jid.as_ref().is_none_or(|j| j == from.bare());
@@ -757,12 +924,32 @@ impl Engine {
     /// Sends a `claimed` or `removed` notification, in the dialect the thing
     /// speaks, and remembers it.
     fn notify(&self, n: Notification, now_ms: u64, out: &mut Outbox) {
+        self.notify_after(n, 0, now_ms, out);
+    }
+
+    /// [`Engine::notify`] of a notification already sent `attempts` times. A
+    /// thing the host reported offline is not sent anything: the notification
+    /// is kept for its return.
+    fn notify_after(&self, n: Notification, attempts: u8, now_ms: u64, out: &mut Outbox) {
+        let kind = match &n.kind {
+            NotificationKind::Claimed { .. } => UndeliveredKind::Claimed,
+            NotificationKind::Removed => UndeliveredKind::Removed,
+            NotificationKind::Disowned => return,
+        };
+        if self.registry.is_offline(n.to.bare()) {
+            let thing = ThingKey {
+                jid: n.to.bare().clone(),
+                node: n.node.clone(),
+            };
+            let _ = self.registry.keep_undelivered(&thing, kind, attempts);
+            return;
+        }
         let d = self.thing_dialect(n.to.bare());
         let id = self.new_id();
-        let what = match &n.kind {
-            NotificationKind::Claimed { .. } => What::Claimed,
-            NotificationKind::Removed => What::Removed,
-            NotificationKind::Disowned => return,
+        let what = What::Told {
+            kind,
+            node: n.node.clone(),
+            attempts: attempts.saturating_add(1),
         };
         out.push(|b| {
             write::iq_open(b, "set", &self.jid, &n.to.to_string(), &id);
@@ -789,7 +976,9 @@ impl Engine {
                 .map(|(_, id)| id.clone());
             match victim {
                 Some(v) => {
-                    o.take(&v);
+                    if let Some(sent) = o.take(&v) {
+                        self.keep(&sent);
+                    }
                 }
                 None => return,
             }
@@ -820,6 +1009,14 @@ impl Engine {
         let Some(sent) = o.take(&head.id) else {
             return Handled::NotMine;
         };
+        if let What::Told { .. } = sent.what {
+            if condition.is_some() {
+                // An error (recipient-unavailable, service-unavailable, ...):
+                // kept for the thing's return.
+                self.keep(&sent);
+            }
+            return Handled::Done;
+        }
         let What::Disown {
             pending,
             retried,
@@ -827,7 +1024,7 @@ impl Engine {
             dialect: d,
         } = sent.what
         else {
-            // claimed / removed / acknowledged: the answer only closes the exchange.
+            // acknowledged: the answer only closes the exchange.
             return Handled::Done;
         };
         let refused_element = matches!(

@@ -41,6 +41,7 @@ pub mod store;
 mod sync;
 pub mod tag;
 pub mod thing;
+pub mod throttle;
 pub mod uri;
 pub mod wire;
 

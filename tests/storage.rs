@@ -2127,6 +2127,23 @@ impl Store for Flaky {
         self.0.records.delete(key)
     }
 
+    fn load_undelivered(
+        &self,
+    ) -> Result<Vec<iotdisco::store::Undelivered>, iotdisco::store::StoreError> {
+        self.0.records.load_undelivered()
+    }
+
+    fn put_undelivered(
+        &self,
+        u: &iotdisco::store::Undelivered,
+    ) -> Result<(), iotdisco::store::StoreError> {
+        self.0.records.put_undelivered(u)
+    }
+
+    fn delete_undelivered(&self, thing: &ThingKey) -> Result<(), iotdisco::store::StoreError> {
+        self.0.records.delete_undelivered(thing)
+    }
+
     fn flush(&self) -> Result<(), iotdisco::store::StoreError> {
         if self.0.fail_flush.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(iotdisco::store::StoreError("flush failed".into()));

@@ -212,6 +212,35 @@ impl Index {
         id
     }
 
+    /// Interns a tag name unless that would give more than `cap` names an id:
+    /// then the id of a name no thing uses any more is recycled when `recycle`
+    /// (use counts are exact), else `None`.
+    pub fn intern_capped(
+        &mut self,
+        name: &crate::tag::TagName,
+        cap: usize,
+        recycle: bool,
+    ) -> Option<NameId> {
+        if let Some(id) = self.names.get(name.as_str()) {
+            return Some(id);
+        }
+        if self.names.len() < cap {
+            return Some(self.intern(name));
+        }
+        if !recycle {
+            return None;
+        }
+        let id = self.names.recycle(name, self.key_name)?;
+        if let Some(t) = self.tags.get_mut(id.0 as usize) {
+            // No thing uses the old name: its dictionaries are empty anyway.
+            *t = TagIndex::default();
+        }
+        if name.is_key() {
+            self.key_name = Some(id);
+        }
+        Some(id)
+    }
+
     /// Whether this id is the `KEY` tag.
     pub fn is_key(&self, name: NameId) -> bool {
         self.key_name == Some(name)

@@ -2,8 +2,9 @@
 //!
 //! Records and indexes refer to names by id, so a name's text is stored once.
 //! The dictionary counts how many things use each name (for statistics and for
-//! the tag-spam caps of later issues); ids are never reused while the registry
-//! runs, so an id read from a record always names the same tag.
+//! the tag-spam cap): an id is reused for another name only once no thing uses
+//! it ([`Names::recycle`], when the registry is at its cap of distinct names),
+//! so an id read from a live record always names the same tag.
 
 use hashbrown::HashMap;
 
@@ -18,6 +19,8 @@ pub struct NameId(pub u32);
 pub struct Names {
     by_name: HashMap<TagName, NameId>,
     names: Vec<(TagName, u64)>,
+    /// Where the next search for an unused id to recycle starts.
+    recycle_from: usize,
 }
 
 impl Names {
@@ -35,6 +38,35 @@ impl Names {
         self.names.push((name.clone(), 0));
         self.by_name.insert(name.clone(), id);
         id
+    }
+
+    /// How many names have an id (used or not).
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Whether no name has an id.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// Gives the id of a name no thing uses any more (other than `keep`) to
+    /// `name`, which must be new. Only correct while use counts are exact (not
+    /// during a bulk load, which counts uses at its end). Returns `None` when
+    /// every id is in use.
+    pub fn recycle(&mut self, name: &TagName, keep: Option<NameId>) -> Option<NameId> {
+        let n = self.names.len();
+        for step in 0..n {
+            let i = (self.recycle_from + step) % n;
+            if self.names[i].1 == 0 && keep != Some(NameId(i as u32)) {
+                self.recycle_from = i + 1;
+                let old = std::mem::replace(&mut self.names[i].0, name.clone());
+                self.by_name.remove(old.as_str());
+                self.by_name.insert(name.clone(), NameId(i as u32));
+                return Some(NameId(i as u32));
+            }
+        }
+        None
     }
 
     /// The name of an id.

@@ -21,6 +21,7 @@
 pub mod pending;
 pub mod presence;
 pub mod types;
+pub mod undelivered;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -49,6 +50,7 @@ struct State {
     indexing: bool,
     presence: PresenceTable,
     pending: Pending,
+    undelivered: undelivered::UndeliveredTable,
     store: Option<Arc<dyn Store>>,
 }
 
@@ -63,6 +65,11 @@ pub struct Stats {
     pub tag_names: usize,
     /// Disowns waiting for an acknowledgement.
     pub pending_disowns: usize,
+    /// Notifications kept for things that did not receive them.
+    pub undelivered: usize,
+    /// Approximate bytes held by the per-JID state: presence, pending disowns,
+    /// undelivered notifications.
+    pub state_bytes: usize,
     /// Approximate bytes held by records (slots, blobs, lookup tables).
     pub record_bytes: usize,
     /// Approximate bytes held by indexes (dictionaries, keys, bitmaps).
@@ -162,6 +169,9 @@ pub struct Registry {
     /// The same store as `State::store`, for [`Store::sync`] outside the lock.
     store: Option<Arc<dyn Store>>,
     next_pending: AtomicU64,
+    /// Entries of `State::undelivered` (read without the lock: the common case
+    /// of nothing undelivered costs no lock).
+    undelivered_len: AtomicU64,
 }
 
 impl std::fmt::Debug for Registry {
@@ -301,6 +311,21 @@ impl State {
     fn intern(&mut self, tags: &[Tag]) -> Vec<IdTag> {
         tags.iter()
             .map(|t| (self.index.intern(&t.name), t.value.clone()))
+            .collect()
+    }
+
+    /// Gives every name of `tags` an id, within the cap of distinct names
+    /// (refused, with nothing stored changed, past it).
+    fn intern_capped(&mut self, tags: &[Tag], cap: usize) -> Result<Vec<IdTag>, RegistryError> {
+        let recycle = self.indexing;
+        tags.iter()
+            .map(|t| match self.index.intern_capped(&t.name, cap, recycle) {
+                Some(n) => Ok((n, t.value.clone())),
+                None => Err(RegistryError::ResourceConstraint(format!(
+                    "the registry knows {cap} distinct tag names, its most; tag {} is new",
+                    t.name
+                ))),
+            })
             .collect()
     }
 
@@ -513,10 +538,12 @@ impl Registry {
                 indexing: true,
                 presence: PresenceTable::default(),
                 pending: Pending::default(),
+                undelivered: Default::default(),
                 store: None,
             }),
             store: None,
             next_pending: AtomicU64::new(1),
+            undelivered_len: AtomicU64::new(0),
         }
     }
 
@@ -605,6 +632,14 @@ impl Registry {
             store.load_each(&mut |rec| st.insert_loaded(&rec))?;
             let State { records, index, .. } = &mut *st;
             index.bulk_build(records);
+            let cap = reg.config.max_undelivered;
+            for u in store.load_undelivered()? {
+                if let Some(gone) = st.undelivered.put(u, cap) {
+                    store.delete_undelivered(&gone)?;
+                }
+            }
+            reg.undelivered_len
+                .store(st.undelivered.len() as u64, Ordering::Relaxed);
             st.store = Some(store);
         }
         Ok(reg)
@@ -705,7 +740,7 @@ impl Registry {
                 "the registry is full".into(),
             ));
         }
-        let tags = st.intern(&tags);
+        let tags = st.intern_capped(&tags, self.config.max_tag_names)?;
         let owner = req.self_owned.then_some(&key.jid);
         st.write(
             existing,
@@ -896,7 +931,10 @@ impl Registry {
                 (None, true) => {}
                 (Some(p), false) => tags[p].1 = t.value.clone(),
                 (None, false) => {
-                    let n = st.index.intern(&t.name);
+                    let n = st
+                        .intern_capped(std::slice::from_ref(t), self.config.max_tag_names)?
+                        .remove(0)
+                        .0;
                     tags.push((n, t.value.clone()));
                 }
             }
@@ -1127,6 +1165,113 @@ impl Registry {
             .set(jid, available, self.config.max_tracked_presences);
     }
 
+    /// Whether the host said `jid` has no resource available (not merely
+    /// unknown).
+    pub fn is_offline(&self, jid: &BareJid) -> bool {
+        self.state.read().presence.get(jid) == presence::Presence::Offline
+    }
+
+    /// Keeps a `claimed` or `removed` notification `thing` did not receive
+    /// (it was offline, answered with an error, or not at all), after
+    /// `attempts` sends, to deliver it again when the thing is next seen
+    /// ([`Registry::take_undelivered`]); persisted with the registry. After
+    /// [`Config::max_notification_attempts`] sends it is dropped instead.
+    pub fn keep_undelivered(
+        &self,
+        thing: &ThingKey,
+        kind: crate::store::UndeliveredKind,
+        attempts: u8,
+    ) -> Result<(), RegistryError> {
+        let out = {
+            let mut st = self.state.write();
+            let give_up = attempts >= self.config.max_notification_attempts;
+            let result = if give_up {
+                st.undelivered.remove(thing);
+                match st.store.as_ref() {
+                    Some(store) => store.delete_undelivered(thing),
+                    None => Ok(()),
+                }
+            } else {
+                let u = crate::store::Undelivered {
+                    thing: thing.clone(),
+                    kind,
+                    attempts,
+                };
+                let stored = match st.store.as_ref() {
+                    Some(store) => store.put_undelivered(&u),
+                    None => Ok(()),
+                };
+                stored.and_then(
+                    |()| match st.undelivered.put(u, self.config.max_undelivered) {
+                        Some(gone) => match st.store.as_ref() {
+                            Some(store) => store.delete_undelivered(&gone),
+                            None => Ok(()),
+                        },
+                        None => Ok(()),
+                    },
+                )
+            };
+            self.undelivered_len
+                .store(st.undelivered.len() as u64, Ordering::Relaxed);
+            result.map_err(RegistryError::from)
+        };
+        self.synced(out)
+    }
+
+    /// The notifications kept for the things of `seen`'s bare JID, as they
+    /// should be delivered now to `seen` (a full JID the thing uses), with the
+    /// sends so far; they are no longer kept. A `claimed` carries the thing's
+    /// owner and public flag of now, and is dropped if the thing is no longer
+    /// claimed; a `removed` is dropped if the thing is registered again.
+    pub fn take_undelivered(&self, seen: &Jid) -> Vec<(Notification, u8)> {
+        if self.undelivered_len.load(Ordering::Relaxed) == 0
+            || !self.state.read().undelivered.has(seen.bare())
+        {
+            return Vec::new();
+        }
+        let (out, result) = {
+            let mut st = self.state.write();
+            let taken = st.undelivered.take(seen.bare());
+            self.undelivered_len
+                .store(st.undelivered.len() as u64, Ordering::Relaxed);
+            let mut result = Ok(());
+            let mut out = Vec::with_capacity(taken.len());
+            for u in taken {
+                if let Some(store) = st.store.as_ref() {
+                    if let Err(e) = store.delete_undelivered(&u.thing) {
+                        result = Err(RegistryError::from(e));
+                    }
+                }
+                let id = st.records.find(&u.thing);
+                let kind = match (u.kind, id) {
+                    (crate::store::UndeliveredKind::Claimed, Some(id)) => {
+                        match st.records.owner(id) {
+                            Some(owner) => NotificationKind::Claimed {
+                                owner: owner.clone(),
+                                public: st.records.is_public(id),
+                            },
+                            None => continue,
+                        }
+                    }
+                    (crate::store::UndeliveredKind::Removed, None) => NotificationKind::Removed,
+                    _ => continue,
+                };
+                out.push((
+                    Notification {
+                        to: seen.clone(),
+                        node: u.thing.node,
+                        kind,
+                    },
+                    u.attempts,
+                ));
+            }
+            (out, result)
+        };
+        // A failed delete only means the notification may come once more.
+        let _ = self.synced(result);
+        out
+    }
+
     /// The host no longer learns `jid`'s presence (it unsubscribed from the
     /// registry): its presence becomes unknown, so notifications go to its last
     /// known full JID again instead of a disown failing at once as "offline".
@@ -1169,6 +1314,10 @@ impl Registry {
             searchable: st.index.searchable.len(),
             tag_names: st.index.names.in_use(),
             pending_disowns: st.pending.len(),
+            undelivered: st.undelivered.len(),
+            state_bytes: st.presence.heap_bytes()
+                + st.pending.heap_bytes()
+                + st.undelivered.heap_bytes(),
             record_bytes: st.records.heap_bytes(),
             index_bytes: st.index.heap_bytes(),
         }

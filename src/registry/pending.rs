@@ -91,6 +91,19 @@ impl Pending {
     pub fn is_empty(&self) -> bool {
         self.by_id.is_empty()
     }
+
+    /// Heap bytes held, approximately (three entries per disown plus the
+    /// JIDs).
+    pub fn heap_bytes(&self) -> usize {
+        let per = std::mem::size_of::<(PendingId, PendingDisown)>()
+            + std::mem::size_of::<(u64, PendingId)>()
+            + std::mem::size_of::<(ThingKey, SmallVec<[PendingId; 1]>)>()
+            + 64;
+        self.by_id
+            .values()
+            .map(|p| per + 2 * p.thing.jid.as_str().len() + p.owner.as_str().len())
+            .sum()
+    }
 }
 
 #[cfg(test)]

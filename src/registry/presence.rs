@@ -101,6 +101,17 @@ impl PresenceTable {
     pub fn is_empty(&self) -> bool {
         self.online.is_empty()
     }
+
+    /// Heap bytes held, approximately (entries, JIDs, resources).
+    pub fn heap_bytes(&self) -> usize {
+        let entry = std::mem::size_of::<(BareJid, SmallVec<[Box<str>; 1]>)>() + 8;
+        self.online.capacity() * entry
+            + self
+                .online
+                .iter()
+                .map(|(j, r)| j.as_str().len() + r.iter().map(|x| x.len() + 16).sum::<usize>())
+                .sum::<usize>()
+    }
 }
 
 #[cfg(test)]

@@ -6,12 +6,13 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, Undelivered};
 use crate::thing::{ThingKey, ThingRecord};
 
 #[derive(Debug, Default)]
 struct Inner {
     records: BTreeMap<ThingKey, ThingRecord>,
+    undelivered: BTreeMap<ThingKey, Undelivered>,
     fail_writes: Option<String>,
 }
 
@@ -72,6 +73,28 @@ impl Store for MemoryStore {
             return Err(StoreError(msg.clone()));
         }
         g.records.remove(key);
+        Ok(())
+    }
+
+    fn load_undelivered(&self) -> Result<Vec<Undelivered>, StoreError> {
+        Ok(self.lock().undelivered.values().cloned().collect())
+    }
+
+    fn put_undelivered(&self, u: &Undelivered) -> Result<(), StoreError> {
+        let mut g = self.lock();
+        if let Some(msg) = &g.fail_writes {
+            return Err(StoreError(msg.clone()));
+        }
+        g.undelivered.insert(u.thing.clone(), u.clone());
+        Ok(())
+    }
+
+    fn delete_undelivered(&self, thing: &ThingKey) -> Result<(), StoreError> {
+        let mut g = self.lock();
+        if let Some(msg) = &g.fail_writes {
+            return Err(StoreError(msg.clone()));
+        }
+        g.undelivered.remove(thing);
         Ok(())
     }
 }

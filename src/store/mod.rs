@@ -15,6 +15,10 @@
 //! only then is the operation acknowledged. Concurrent writers thus share one
 //! disk flush, and searches never wait for the disk.
 //!
+//! Besides records, a store keeps the [`Undelivered`] notifications: a
+//! `claimed` or `removed` a thing did not receive (offline, error, no answer),
+//! delivered again when the thing is next seen, also after a restart.
+//!
 //! Implementations: [`memory::MemoryStore`] (tests, ephemeral use, restart
 //! simulation) and [`sled::SledStore`] (the embedded default, on disk).
 //! [`record`] is the on-disk format, [`export`] the JSON-lines form of a whole
@@ -41,6 +45,28 @@ impl fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
+/// What an undelivered notification said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UndeliveredKind {
+    /// `claimed` (3.9): re-sent with the thing's owner and public flag as they
+    /// are when it is delivered.
+    Claimed,
+    /// `removed` (3.10): re-sent only if the thing is still absent then.
+    Removed,
+}
+
+/// A notification a thing has not received yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Undelivered {
+    /// The thing (bare JID and node address).
+    pub thing: ThingKey,
+    /// What to tell it.
+    pub kind: UndeliveredKind,
+    /// How many times it was sent without an answer (0: never sent, the thing
+    /// was offline).
+    pub attempts: u8,
+}
+
 /// Where records persist. Implementations are shared between threads: every
 /// method takes `&self`.
 pub trait Store: Send + Sync {
@@ -60,6 +86,13 @@ pub trait Store: Send + Sync {
     fn put(&self, record: &ThingRecord) -> Result<(), StoreError>;
     /// Deletes the record of `key` (no error if absent).
     fn delete(&self, key: &ThingKey) -> Result<(), StoreError>;
+    /// Every stored undelivered notification (at most one per thing).
+    fn load_undelivered(&self) -> Result<Vec<Undelivered>, StoreError>;
+    /// Inserts or replaces the undelivered notification of `u.thing` (durable
+    /// after the next [`Store::sync`]).
+    fn put_undelivered(&self, u: &Undelivered) -> Result<(), StoreError>;
+    /// Deletes the undelivered notification of `thing` (no error if absent).
+    fn delete_undelivered(&self, thing: &ThingKey) -> Result<(), StoreError>;
     /// Makes every change so far as durable as the store's mode promises; the
     /// registry calls it before acknowledging a write.
     fn sync(&self) -> Result<(), StoreError> {

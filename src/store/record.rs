@@ -17,7 +17,7 @@ use rkyv::rancor;
 
 use crate::digest::ClaimDigest;
 use crate::jid::BareJid;
-use crate::store::StoreError;
+use crate::store::{StoreError, Undelivered, UndeliveredKind};
 use crate::tag::{Tag, TagName, TagValue};
 use crate::thing::{NodeAddress, ThingKey, ThingRecord};
 
@@ -84,6 +84,73 @@ pub fn key_bytes(key: &ThingKey) -> Vec<u8> {
         put_part(&mut out, part.as_deref().unwrap_or(""));
     }
     out
+}
+
+/// Reads key bytes written by [`key_bytes`].
+pub fn parse_key(bytes: &[u8]) -> Result<ThingKey, StoreError> {
+    let bad = || StoreError(format!("damaged key '{}'", describe_key(bytes)));
+    let mut pos = 0;
+    let mut part = || -> Result<&str, StoreError> {
+        let mut n: u64 = 0;
+        let mut shift = 0;
+        loop {
+            let b = *bytes.get(pos).ok_or_else(bad)?;
+            pos += 1;
+            n |= u64::from(b & 0x7f).checked_shl(shift).ok_or_else(bad)?;
+            shift += 7;
+            if b & 0x80 == 0 {
+                break;
+            }
+            if shift > 63 {
+                return Err(bad());
+            }
+        }
+        let end = pos
+            .checked_add(usize::try_from(n).map_err(|_| bad())?)
+            .ok_or_else(bad)?;
+        let s = std::str::from_utf8(bytes.get(pos..end).ok_or_else(bad)?).map_err(|_| bad())?;
+        pos = end;
+        Ok(s)
+    };
+    let jid = part()?;
+    let (a, b, c) = (part()?, part()?, part()?);
+    let jid = BareJid::parse(jid).map_err(|_| bad())?;
+    let node = NodeAddress::new(Some(a), Some(b), Some(c)).map_err(|_| bad())?;
+    let key = ThingKey { jid, node };
+    if key_bytes(&key) != bytes {
+        return Err(bad());
+    }
+    Ok(key)
+}
+
+/// The stored form of an undelivered notification's value: version 1, kind
+/// (0 claimed, 1 removed), attempts.
+pub fn encode_undelivered(u: &Undelivered) -> [u8; 3] {
+    let kind = match u.kind {
+        UndeliveredKind::Claimed => 0,
+        UndeliveredKind::Removed => 1,
+    };
+    [1, kind, u.attempts]
+}
+
+/// Reads an undelivered notification stored under `key`.
+pub fn decode_undelivered(key: &[u8], value: &[u8]) -> Result<Undelivered, StoreError> {
+    let thing = parse_key(key)?;
+    let kind = match value {
+        [1, 0, _] => UndeliveredKind::Claimed,
+        [1, 1, _] => UndeliveredKind::Removed,
+        _ => {
+            return Err(StoreError(format!(
+                "damaged undelivered notification '{}'",
+                describe_key(key)
+            )));
+        }
+    };
+    Ok(Undelivered {
+        thing,
+        kind,
+        attempts: value[2],
+    })
 }
 
 /// A short printable form of key bytes, for error messages.
@@ -285,6 +352,26 @@ mod tests {
             assert!(e.0.contains("damaged record"), "{e}");
         }
         assert!(decode(b"other", &bytes).is_err());
+    }
+
+    #[test]
+    fn keys_and_undelivered_round_trip() {
+        let r = record();
+        let k = key_bytes(&r.key);
+        assert_eq!(parse_key(&k).unwrap(), r.key);
+        for len in 0..k.len() {
+            assert!(parse_key(&k[..len]).is_err());
+        }
+        assert!(parse_key(&[0xff; 12]).is_err());
+        let u = Undelivered {
+            thing: r.key.clone(),
+            kind: UndeliveredKind::Removed,
+            attempts: 2,
+        };
+        assert_eq!(decode_undelivered(&k, &encode_undelivered(&u)).unwrap(), u);
+        assert!(decode_undelivered(&k, &[1, 7, 0]).is_err());
+        assert!(decode_undelivered(&k, &[2, 0, 0]).is_err());
+        assert!(decode_undelivered(b"x", &[1, 0, 0]).is_err());
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The embedded default store: a sled database on disk.
 //!
 //! Layout: tree `things` maps [`record::key_bytes`] to an rkyv [`record`]; tree
-//! `meta` holds `format` = [`record::FORMAT`]. Opening checks the format (a
+//! `undelivered` maps the same key bytes to a 3-byte undelivered notification
+//! ([`record::encode_undelivered`]); tree `meta` holds `format` =
+//! [`record::FORMAT`]. Opening checks the format (a
 //! database of another format is refused with a message naming both) and takes
 //! sled's exclusive file lock: a second process opening the same directory gets a
 //! clear "in use" error instead of corrupting it.
@@ -23,7 +25,7 @@
 
 use std::path::Path;
 
-use crate::store::{Store, StoreError, record};
+use crate::store::{Store, StoreError, Undelivered, record};
 use crate::thing::{ThingKey, ThingRecord};
 
 /// When writes reach the disk.
@@ -41,6 +43,8 @@ pub enum Durability {
 pub struct SledStore {
     db: sled::Db,
     things: sled::Tree,
+    /// Undelivered notifications: key bytes of the thing -> `[1, kind, attempts]`.
+    undelivered: sled::Tree,
     durability: Durability,
 }
 
@@ -96,6 +100,9 @@ impl SledStore {
         let things = db
             .open_tree("things")
             .map_err(|e| err("cannot open tree things", e))?;
+        let undelivered = db
+            .open_tree("undelivered")
+            .map_err(|e| err("cannot open tree undelivered", e))?;
         match meta
             .get("format")
             .map_err(|e| err("cannot read the format", e))?
@@ -135,6 +142,7 @@ impl SledStore {
         Ok(SledStore {
             db,
             things,
+            undelivered,
             durability,
         })
     }
@@ -218,6 +226,42 @@ impl Store for SledStore {
         self.things
             .remove(record::key_bytes(key))
             .map_err(|e| err(&format!("cannot delete {}", key.jid), e))?;
+        Ok(())
+    }
+
+    fn load_undelivered(&self) -> Result<Vec<Undelivered>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.undelivered.iter() {
+            let (k, v) = kv.map_err(|e| err("cannot read the database", e))?;
+            out.push(record::decode_undelivered(&k, &v)?);
+        }
+        Ok(out)
+    }
+
+    fn put_undelivered(&self, u: &Undelivered) -> Result<(), StoreError> {
+        self.undelivered
+            .insert(
+                record::key_bytes(&u.thing),
+                &record::encode_undelivered(u)[..],
+            )
+            .map_err(|e| {
+                err(
+                    &format!("cannot write a notification for {}", u.thing.jid),
+                    e,
+                )
+            })?;
+        Ok(())
+    }
+
+    fn delete_undelivered(&self, thing: &ThingKey) -> Result<(), StoreError> {
+        self.undelivered
+            .remove(record::key_bytes(thing))
+            .map_err(|e| {
+                err(
+                    &format!("cannot delete a notification for {}", thing.jid),
+                    e,
+                )
+            })?;
         Ok(())
     }
 
