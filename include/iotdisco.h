@@ -205,9 +205,11 @@ int iotdisco_handle(iotdisco_registry *reg, const char *stanza, size_t len, uint
  * means every resource) became available (`available` non-zero) or unavailable
  * (0) at `now_ms`. A thing that goes away while a disown waits for its
  * acknowledgement fails that disown: the owner's `not-allowed` reply is passed
- * to `send` before the call returns. Feed the presence of every JID the server
- * sees come and go (things that are offline cannot be disowned). `full_jid` is
- * read during the call only.
+ * to `send` before the call returns. A thing that becomes available gets the
+ * `claimed` / `removed` notifications it missed while offline (passed to
+ * `send`). Feed the presence of every JID the server sees come and go (things
+ * that are offline cannot be disowned, and are not sent notifications they
+ * would miss). `full_jid` is read during the call only.
  *
  * Returns `IOTDISCO_OK`, `IOTDISCO_EINVAL` (NULL `reg`, `full_jid` or `send`,
  * not UTF-8, not a JID) or `IOTDISCO_EPANIC`.

@@ -34,6 +34,7 @@ pub mod digest;
 pub mod engine;
 pub mod index;
 pub mod jid;
+pub mod options;
 pub mod query;
 pub mod records;
 pub mod registry;

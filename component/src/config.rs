@@ -82,6 +82,12 @@ pub struct Args {
     /// Longest tag name in the successor namespaces, 1-64 [default: 64].
     #[arg(long, value_name = "N")]
     pub max_tag_name_chars_successor: Option<usize>,
+    /// Any other engine or registry setting, by the key of the C ABI's options
+    /// (e.g. `--set searches_per_hour=7200 --set max_tag_names=10000`; the
+    /// README's "Security and limits" lists them). Repeatable; the flags above
+    /// win over it.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
 }
 
 /// The TOML file: the same keys as the long flags.
@@ -104,6 +110,7 @@ struct File {
     keep_key_on_claim: Option<bool>,
     max_tag_name_chars_xep: Option<usize>,
     max_tag_name_chars_successor: Option<usize>,
+    set: Option<Vec<String>>,
 }
 
 /// Where the registry lives.
@@ -146,6 +153,8 @@ pub struct Settings {
     pub max_tag_name_chars_xep: Option<usize>,
     /// See [`Args::max_tag_name_chars_successor`].
     pub max_tag_name_chars_successor: Option<usize>,
+    /// See [`Args::set`]: the file's, then the command line's, checked.
+    pub set: Vec<String>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -245,7 +254,19 @@ impl Settings {
                 ));
             }
         }
+        let mut set = file.set.unwrap_or_default();
+        set.extend(args.set);
+        for s in &set {
+            if s.split_once('=')
+                .is_some_and(|(k, _)| k.trim() == "durability")
+            {
+                return Err("--set durability=...: use --group-commit-ms".into());
+            }
+        }
+        iotdisco::options::Options::parse(Some(&set.join(";")))
+            .map_err(|e| format!("--set: {e}"))?;
         Ok(Settings {
+            set,
             server: args
                 .server
                 .or(file.server)
@@ -267,9 +288,14 @@ impl Settings {
         })
     }
 
+    /// The `--set` settings (checked by `resolve`).
+    fn options(&self) -> iotdisco::options::Options {
+        iotdisco::options::Options::parse(Some(&self.set.join(";"))).unwrap_or_default()
+    }
+
     /// The registry configuration these settings ask for.
     pub fn registry_config(&self) -> iotdisco::Config {
-        let mut c = iotdisco::Config::default();
+        let mut c = self.options().config;
         if let Some(n) = self.max_search_results {
             c.max_search_results = n;
         }
@@ -291,7 +317,7 @@ impl Settings {
     pub fn engine_config(&self) -> iotdisco::EngineConfig {
         let mut c = iotdisco::EngineConfig {
             foreign: iotdisco::Foreign::ServiceUnavailable,
-            ..iotdisco::EngineConfig::default()
+            ..self.options().engine
         };
         if let Some(n) = &self.identity_name {
             c.identity_name = n.clone();
@@ -345,6 +371,18 @@ mod tests {
         assert!(!s.registry_config().delete_key_on_claim);
         assert_eq!(s.engine_config().max_tag_name_chars_xep, 40);
         assert_eq!(s.engine_config().max_tag_name_chars_successor, 20);
+        let mut a = args("discovery.example.org");
+        a.set = vec!["searches_burst=7".into(), "max_tag_names=99".into()];
+        a.max_search_results = Some(5);
+        let s = Settings::resolve(a).unwrap();
+        assert_eq!(s.engine_config().searches.burst, 7);
+        assert_eq!(s.registry_config().max_tag_names, 99);
+        assert_eq!(s.registry_config().max_search_results, 5);
+        for bad in ["nope=1", "searches_burst=x", "durability=flush"] {
+            let mut a = args("discovery.example.org");
+            a.set = vec![bad.into()];
+            assert!(Settings::resolve(a).is_err(), "{bad}");
+        }
         let mut a = args("discovery.example.org");
         a.max_tag_name_chars_xep = Some(65);
         let e = Settings::resolve(a).unwrap_err();

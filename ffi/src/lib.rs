@@ -18,8 +18,6 @@
 
 #![allow(non_camel_case_types)]
 
-mod options;
-
 use std::cell::RefCell;
 use std::ffi::{CStr, c_char, c_int, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -27,9 +25,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 
+use iotdisco::options::Options;
 use iotdisco::{BareJid, Engine, Handled, Outbox, Registry};
-
-use options::Options;
 
 /// What a call did. Every `int` an `iotdisco_*` function returns is one of these.
 /// Whenever a call returns something other than `IOTDISCO_OK`,
@@ -461,9 +458,11 @@ pub unsafe extern "C" fn iotdisco_handle(
 /// means every resource) became available (`available` non-zero) or unavailable
 /// (0) at `now_ms`. A thing that goes away while a disown waits for its
 /// acknowledgement fails that disown: the owner's `not-allowed` reply is passed
-/// to `send` before the call returns. Feed the presence of every JID the server
-/// sees come and go (things that are offline cannot be disowned). `full_jid` is
-/// read during the call only.
+/// to `send` before the call returns. A thing that becomes available gets the
+/// `claimed` / `removed` notifications it missed while offline (passed to
+/// `send`). Feed the presence of every JID the server sees come and go (things
+/// that are offline cannot be disowned, and are not sent notifications they
+/// would miss). `full_jid` is read during the call only.
 ///
 /// Returns `IOTDISCO_OK`, `IOTDISCO_EINVAL` (NULL `reg`, `full_jid` or `send`,
 /// not UTF-8, not a JID) or `IOTDISCO_EPANIC`.

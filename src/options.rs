@@ -1,7 +1,9 @@
-//! The `options` string of `iotdisco_open`: `key=value` pairs separated by `;`.
+//! Settings as text: `key=value` pairs separated by `;` (the `options` string of
+//! the C ABI's `iotdisco_open`, the component's `--set`).
 //!
-//! Every key sets one field of [`iotdisco::Config`], [`iotdisco::EngineConfig`] or
-//! the sled [`Durability`]; keys not given keep their defaults. White space
+//! Every key sets one field of [`crate::Config`], [`crate::EngineConfig`] or
+//! the sled [`Durability`]; keys not given keep their defaults. A rate limit is
+//! two keys, `<name>_burst` and `<name>_per_hour` (a burst of 0 disables it). White space
 //! around keys and values is ignored and empty segments (`a=1;;b=2;`) are
 //! allowed. An unknown or repeated key, a segment without `=` and a value that
 //! does not parse are errors naming the key, so a typo in a host's
@@ -12,10 +14,10 @@ use std::collections::HashSet;
 use std::fmt::Display;
 use std::str::FromStr;
 
-use iotdisco::store::sled::Durability;
-use iotdisco::tag::TagName;
-use iotdisco::thing::ThingId;
-use iotdisco::{Config, EngineConfig, Foreign};
+use crate::store::sled::Durability;
+use crate::tag::TagName;
+use crate::thing::ThingId;
+use crate::{Config, EngineConfig, Foreign};
 
 /// Every key, in the order the README lists them (used in error messages).
 pub const KEYS: &[&str] = &[
@@ -40,6 +42,18 @@ pub const KEYS: &[&str] = &[
     "max_tag_name_chars_xep",
     "max_tag_name_chars_successor",
     "max_remembered_dialects",
+    "max_tag_names",
+    "max_notification_attempts",
+    "max_undelivered",
+    "claim_failures_burst",
+    "claim_failures_per_hour",
+    "claim_failures_domain_burst",
+    "claim_failures_domain_per_hour",
+    "writes_burst",
+    "writes_per_hour",
+    "searches_burst",
+    "searches_per_hour",
+    "max_rate_limited_senders",
     "durability",
 ];
 
@@ -171,6 +185,22 @@ impl Options {
                 e.max_tag_name_chars_successor = tag_name_chars(key, value)?;
             }
             "max_remembered_dialects" => e.max_remembered_dialects = number(key, value)?,
+            "max_tag_names" => c.max_tag_names = positive(key, value)?,
+            "max_notification_attempts" => c.max_notification_attempts = positive(key, value)?,
+            "max_undelivered" => c.max_undelivered = number(key, value)?,
+            "claim_failures_burst" => e.claim_failures.burst = number(key, value)?,
+            "claim_failures_per_hour" => e.claim_failures.per_hour = number(key, value)?,
+            "claim_failures_domain_burst" => {
+                e.claim_failures_per_domain.burst = number(key, value)?;
+            }
+            "claim_failures_domain_per_hour" => {
+                e.claim_failures_per_domain.per_hour = number(key, value)?;
+            }
+            "writes_burst" => e.writes.burst = number(key, value)?,
+            "writes_per_hour" => e.writes.per_hour = number(key, value)?,
+            "searches_burst" => e.searches.burst = number(key, value)?,
+            "searches_per_hour" => e.searches.per_hour = number(key, value)?,
+            "max_rate_limited_senders" => e.max_rate_limited_senders = positive(key, value)?,
             "durability" => {
                 self.durability = match value.split_once(':') {
                     None if value == "flush" => Durability::Flush,
@@ -226,7 +256,11 @@ mod tests {
              identity_name=Home registry;durability=group_commit: 10;\
              hide_owner_in_xep_results=true;max_tag_name_chars_xep=40;\
              max_tag_name_chars_successor=50;max_remembered_dialects=9;\
-             delete_key_on_claim=false",
+             delete_key_on_claim=false;max_tag_names=99;max_notification_attempts=2;\
+             max_undelivered=7;claim_failures_burst=3;claim_failures_per_hour=4;\
+             claim_failures_domain_burst=5;claim_failures_domain_per_hour=6;\
+             writes_burst=0;writes_per_hour=8;searches_burst=9;searches_per_hour=10;\
+             max_rate_limited_senders=11",
         ))
         .unwrap();
         let c = &o.config;
@@ -243,6 +277,17 @@ mod tests {
         assert_eq!(c.max_tracked_presences, 50);
         assert_eq!(c.disown_key_chars, 12);
         assert!(!c.delete_key_on_claim);
+        assert_eq!(c.max_tag_names, 99);
+        assert_eq!(c.max_notification_attempts, 2);
+        assert_eq!(c.max_undelivered, 7);
+        assert_eq!(o.engine.claim_failures, crate::throttle::Rate::new(3, 4));
+        assert_eq!(
+            o.engine.claim_failures_per_domain,
+            crate::throttle::Rate::new(5, 6)
+        );
+        assert_eq!(o.engine.writes, crate::throttle::Rate::new(0, 8));
+        assert_eq!(o.engine.searches, crate::throttle::Rate::new(9, 10));
+        assert_eq!(o.engine.max_rate_limited_senders, 11);
         let e = &o.engine;
         assert_eq!(e.max_stanza_bytes, 4096);
         assert_eq!(e.max_depth, 8);
