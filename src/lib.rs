@@ -31,6 +31,8 @@
 pub mod config;
 pub mod datagen;
 pub mod digest;
+/// Zero configuration (spec 3.3, 3.5): DNS-SD records, TXT data, DHCP options.
+pub mod discovery;
 pub mod engine;
 pub mod index;
 pub mod jid;

@@ -3,13 +3,16 @@
 //! One subcommand per module: `component` (the XEP-0114 component, from the
 //! `iotdisco-component` crate), `bench` (load test with an optional SQLite
 //! baseline), `search` (an `iotdisco:` search URI against a database), `stats`,
-//! `export` / `import` (JSON lines, in `transfer`) and `qr` (claim strings and
-//! their QR codes). Every command returns `Result<(), Error>`; `main` prints an
+//! `export` / `import` (JSON lines, in `transfer`), `qr` (claim strings and
+//! their QR codes), `announce` and `discover` (zero configuration: mDNS,
+//! DNS-SD zones, DHCP options). Every command returns `Result<(), Error>`; `main` prints an
 //! error as one `error: ...` line on stderr and exits with status 1 (2 for bad
 //! arguments). A panic hook turns an unexpected panic into one line as well, so a
 //! user never sees a backtrace.
 
+mod announce;
 mod bench;
+mod discover;
 mod qr;
 mod search;
 mod stats;
@@ -42,6 +45,8 @@ enum Command {
     Export(transfer::ExportArgs),
     Import(transfer::ImportArgs),
     Qr(qr::Args),
+    Announce(announce::Args),
+    Discover(discover::Args),
 }
 
 /// A failure of a command: one line for the user. `quiet` failures (stdout
@@ -161,6 +166,8 @@ fn main() -> ExitCode {
         Command::Export(a) => transfer::export(a),
         Command::Import(a) => transfer::import(a),
         Command::Qr(a) => qr::run(a),
+        Command::Announce(a) => announce::run(a),
+        Command::Discover(a) => discover::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
