@@ -21,7 +21,15 @@
 //! returns for Q1-Q5 matches in SQLite, that both agree on the page size and
 //! `more`, and (when the registry was loaded in datagen order in this run) that
 //! the pages are identical.
+//!
+//! `--hostile PERCENT` ([`hostile`]) runs iotdisco through its stanza entry
+//! point instead ([`iotdisco::Engine::handle`]), twice for S seconds each: the
+//! same mix with no hostile client, then with PERCENT% of the readers'
+//! operations hostile (claim guessing, search floods, tag spam, malformed
+//! stanzas, from a few JIDs), and reports the well-behaved search latency of
+//! both, the hostile replies by outcome and the process's peak RSS.
 
+pub mod hostile;
 mod report;
 pub mod sqlite;
 
@@ -50,13 +58,17 @@ pub enum Baseline {
 #[command(after_help = "Examples:\n  \
     iotdisco bench --things 1000000\n  \
     iotdisco bench --things 100000 --seconds 5 --baseline sqlite --svg latency.svg\n  \
-    iotdisco bench --things 2000 --seconds 1 --memory --json\n\n\
+    iotdisco bench --things 2000 --seconds 1 --memory --json\n  \
+    iotdisco bench --things 1000000 --hostile 5\n\n\
     Columns: p50/p90/p99/max are latencies of one operation (a search returns its \
     owned page of up to 20 things); ops/s is completed operations per second of \
     that kind across all threads; hits is the number of things on the page (and + \
     when more matched). Q1: the spec's Listing 40; Q2: MAN = www.ktc.se; Q3: LAT in \
     [-10,10], LON in [0,90]; Q4: CLASS = PLC, V >= 2, COUNTRY <> SE; Q5: SN ~ *1234* \
-    and MAN = www.ktc.se.")]
+    and MAN = www.ktc.se. With --hostile, iotdisco's rows are stanzas through \
+    Engine::handle, first with 0% then with PERCENT% hostile operations, followed by \
+    the well-behaved searches of both, the hostile operations by kind and reply \
+    (resource-constraint, bad-request, item-not-found, other) and the peak RSS (VmHWM).")]
 pub struct Args {
     /// How many things the population has (underscores allowed: 1_000_000).
     #[arg(long, value_name = "N", default_value = "100000", value_parser = parse_count)]
@@ -90,6 +102,14 @@ pub struct Args {
     /// Also write a latency plot (p50 and p99 per operation, log scale) as SVG.
     #[arg(long, value_name = "FILE")]
     pub svg: Option<PathBuf>,
+    /// Run iotdisco through its stanza entry point (Engine::handle), twice:
+    /// with no hostile client, then with PERCENT% of the readers' operations
+    /// hostile (wrong `mine` claims, floods of expensive searches, tag spam,
+    /// malformed stanzas, from a few JIDs; deterministic seed). Reports
+    /// well-behaved search latency in both runs, hostile replies by outcome
+    /// and peak RSS.
+    #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
+    pub hostile: Option<f64>,
 }
 
 fn parse_count(s: &str) -> std::result::Result<u64, String> {
@@ -107,6 +127,13 @@ fn parse_seconds(s: &str) -> std::result::Result<f64, String> {
     match s.parse::<f64>() {
         Ok(x) if x > 0.0 && x <= 86_400.0 => Ok(x),
         _ => Err(format!("'{s}' is not a number of seconds in (0, 86400]")),
+    }
+}
+
+fn parse_percent(s: &str) -> std::result::Result<f64, String> {
+    match s.trim_end_matches('%').parse::<f64>() {
+        Ok(x) if (0.0..=100.0).contains(&x) => Ok(x),
+        _ => Err(format!("'{s}' is not a percentage in [0, 100]")),
     }
 }
 
@@ -173,6 +200,9 @@ pub struct BenchReport {
     pub sqlite: Option<EngineRun>,
     /// The answer check against SQLite: what was compared (None without it).
     pub verified: Option<String>,
+    /// With `--hostile`: both phases and what the hostile clients got (then
+    /// `iotdisco` is the phase without hostile clients).
+    pub hostile: Option<hostile::HostileReport>,
 }
 
 fn bar(len: u64, quiet: bool, what: &str) -> ProgressBar {
@@ -325,6 +355,8 @@ fn prepare_registry(args: &Args, path: Option<&Path>) -> Result<(Registry, bool,
 struct Recorder {
     hist: Vec<Histogram<u64>>,
     hits: Vec<Option<(usize, bool)>>,
+    /// With `--hostile`: what the reader streams' replies were.
+    tally: Option<Box<hostile::Tally>>,
 }
 
 impl Recorder {
@@ -339,12 +371,12 @@ impl Recorder {
         Ok(Recorder {
             hist,
             hits: vec![None; OPS.len()],
+            tally: None,
         })
     }
 
     fn record(&mut self, op: usize, t: Instant) {
-        let ns = t.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64;
-        self.hist[op].saturating_record(ns.max(1));
+        self.hist[op].saturating_record(elapsed_ns(t));
     }
 
     fn merge(&mut self, other: &Recorder) -> Result<()> {
@@ -354,6 +386,12 @@ impl Recorder {
         for (a, b) in self.hits.iter_mut().zip(&other.hits) {
             if b.is_some() {
                 *a = *b;
+            }
+        }
+        if let Some(b) = &other.tally {
+            match &mut self.tally {
+                Some(a) => a.merge(b)?,
+                None => self.tally = Some(b.clone()),
             }
         }
         Ok(())
@@ -380,8 +418,15 @@ impl Recorder {
     }
 }
 
+/// Nanoseconds since `t` (at least 1: histograms start at 1).
+fn elapsed_ns(t: Instant) -> u64 {
+    (t.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64).max(1)
+}
+
 /// What a reader does: runs query `q`, returns the page size and `more`.
 type ReadFn<'a> = Box<dyn FnMut(usize) -> Result<(usize, bool)> + 'a>;
+/// One operation of a reader thread, which times and records it itself.
+type StepFn<'a> = Box<dyn FnMut(&mut Recorder) -> Result<()> + 'a>;
 /// What the writer does: operation `op` ([`REGISTER`], [`CLAIM`], [`UPDATE`])
 /// on its `k`-th thing.
 type WriteFn<'a> = Box<dyn FnMut(usize, u64) -> Result<()> + 'a>;
@@ -392,7 +437,7 @@ fn run_mix<'a>(
     threads: u32,
     seconds: f64,
     write_rate: u32,
-    make_reader: &(dyn Fn() -> Result<ReadFn<'a>> + Sync),
+    make_reader: &(dyn Fn(u32) -> Result<StepFn<'a>> + Sync),
     make_writer: &(dyn Fn() -> Result<WriteFn<'a>> + Sync),
 ) -> Result<(Recorder, f64, u64)> {
     let barrier = Barrier::new(threads as usize + 2);
@@ -404,20 +449,12 @@ fn run_mix<'a>(
                 let (barrier, started) = (&barrier, &started);
                 s.spawn(move || -> Result<Recorder> {
                     let mut rec = Recorder::new()?;
-                    let reader = make_reader();
+                    let reader = make_reader(t);
                     barrier.wait();
-                    let mut read = reader?;
+                    let mut step = reader?;
                     let deadline = *started.get_or_init(Instant::now) + duration;
-                    let mut q = t as usize % 5;
-                    loop {
-                        let t0 = Instant::now();
-                        if t0 >= deadline {
-                            break;
-                        }
-                        let hits = read(q)?;
-                        rec.record(q, t0);
-                        rec.hits[q] = Some(hits);
-                        q = (q + 1) % 5;
+                    while Instant::now() < deadline {
+                        step(&mut rec)?;
                     }
                     Ok(rec)
                 })
@@ -472,6 +509,20 @@ fn run_mix<'a>(
     Ok((total, elapsed, k))
 }
 
+/// Reader thread `t`'s loop over Q1-Q5 (starting at another query than its
+/// neighbour), each search timed.
+fn query_steps<'a>(t: u32, mut read: ReadFn<'a>) -> StepFn<'a> {
+    let mut q = t as usize % 5;
+    Box::new(move |rec: &mut Recorder| {
+        let t0 = Instant::now();
+        let hits = read(q)?;
+        rec.record(q, t0);
+        rec.hits[q] = Some(hits);
+        q = (q + 1) % 5;
+        Ok(())
+    })
+}
+
 /// The writer's `k`-th thing and its new values for `update`.
 fn writer_thing(n: u64, k: u64) -> GenThing {
     datagen::thing(1, n + k)
@@ -493,13 +544,16 @@ fn bench_iotdisco(reg: &Registry, args: &Args, threads: u32) -> Result<(Vec<OpSt
         .map(|(_, q)| q)
         .collect();
     let queries = &queries;
-    let make_reader = || -> Result<ReadFn<'_>> {
-        Ok(Box::new(move |q: usize| {
-            let r = reg
-                .search(&queries[q])
-                .map_err(|e| format!("search {}: {e}", OPS[q]))?;
-            Ok((r.things.len(), r.more))
-        }))
+    let make_reader = |t: u32| -> Result<StepFn<'_>> {
+        Ok(query_steps(
+            t,
+            Box::new(move |q: usize| {
+                let r = reg
+                    .search(&queries[q])
+                    .map_err(|e| format!("search {}: {e}", OPS[q]))?;
+                Ok((r.things.len(), r.more))
+            }),
+        ))
     };
     let make_writer = || -> Result<WriteFn<'_>> {
         let mut current: Option<GenThing> = None;
@@ -562,12 +616,15 @@ fn bench_sqlite(path: &Path, args: &Args, threads: u32) -> Result<(Vec<OpStats>,
         .map(|(_, q)| sqlite::query_of(&q.operators))
         .collect();
     let queries = &queries;
-    let make_reader = || -> Result<ReadFn<'_>> {
+    let make_reader = |t: u32| -> Result<StepFn<'_>> {
         let conn = sqlite::connect(path)?;
-        Ok(Box::new(move |q: usize| {
-            let (things, more) = sqlite::search(&conn, &queries[q])?;
-            Ok((things.len(), more))
-        }))
+        Ok(query_steps(
+            t,
+            Box::new(move |q: usize| {
+                let (things, more) = sqlite::search(&conn, &queries[q])?;
+                Ok((things.len(), more))
+            }),
+        ))
     };
     let make_writer = || -> Result<WriteFn<'_>> {
         let mut w = sqlite::Writer::new(path)?;
@@ -706,30 +763,51 @@ pub fn run(args: Args) -> Result<()> {
             sqlite_load = Some((secs, false));
         }
     }
+    let mut registry = Some(reg);
     let result = (|| -> Result<BenchReport> {
-        let verified = match &sqlite_path {
-            Some(sp) => {
-                let v = verify(&reg, sp, datagen_order)?;
+        let verified = match (&sqlite_path, &registry) {
+            (Some(sp), Some(reg)) => {
+                let v = verify(reg, sp, datagen_order)?;
                 log(quiet, format!("verified: {v}"));
                 Some(v)
             }
-            None => None,
+            _ => None,
         };
-        log(
-            quiet,
-            format!(
-                "running iotdisco for {} s ({threads} readers + 1 writer)",
-                args.seconds
-            ),
-        );
-        let (ops, secs) = bench_iotdisco(&reg, &args, threads)?;
-        let iotdisco = EngineRun {
-            engine: "iotdisco",
-            storage,
-            load_seconds,
-            reused,
-            seconds: secs,
-            ops,
+        let (iotdisco, hostile) = match (args.hostile, registry.take()) {
+            (Some(percent), Some(reg)) => {
+                let template = EngineRun {
+                    engine: "iotdisco",
+                    storage: format!("{storage}; stanzas through Engine::handle"),
+                    load_seconds,
+                    reused,
+                    seconds: 0.0,
+                    ops: Vec::new(),
+                };
+                let h = hostile::bench(reg, &args, threads, percent, &template)?;
+                let first = h.phases.first().map(|p| p.run.clone()).unwrap_or(template);
+                (first, Some(h))
+            }
+            (_, reg) => {
+                log(
+                    quiet,
+                    format!(
+                        "running iotdisco for {} s ({threads} readers + 1 writer)",
+                        args.seconds
+                    ),
+                );
+                let reg = reg.ok_or("the registry is gone")?;
+                let (ops, secs) = bench_iotdisco(&reg, &args, threads)?;
+                registry = Some(reg);
+                let run = EngineRun {
+                    engine: "iotdisco",
+                    storage,
+                    load_seconds,
+                    reused,
+                    seconds: secs,
+                    ops,
+                };
+                (run, None)
+            }
         };
         let sqlite = match (&sqlite_path, sqlite_load) {
             (Some(sp), Some((load_seconds, reused))) => {
@@ -765,6 +843,7 @@ pub fn run(args: Args) -> Result<()> {
             iotdisco,
             sqlite,
             verified,
+            hostile,
         })
     })();
     if args.memory {

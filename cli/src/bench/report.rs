@@ -7,6 +7,7 @@ use std::io::Write;
 
 use serde_json::{Value, json};
 
+use super::hostile::{self, HostileReport, Latency};
 use super::{BenchReport, EngineRun, OPS, OpStats};
 
 /// A duration in ns with three significant digits and a unit (`2.29 µs`).
@@ -88,13 +89,22 @@ pub fn table(r: &BenchReport, out: &mut impl Write) -> std::io::Result<()> {
         0 => "unthrottled".to_string(),
         n => format!("at {n} ops/s"),
     };
+    let per = if r.hostile.is_some() {
+        "phase"
+    } else {
+        "engine"
+    };
     writeln!(
         out,
         "iotdisco bench: {} things (datagen seed 1, all public and claimed), {} reader \
-         thread(s) + 1 writer ({writer}), {} s per engine, {} cores",
+         thread(s) + 1 writer ({writer}), {} s per {per}, {} cores",
         r.things, r.threads, r.seconds, r.cores
     )?;
-    for run in std::iter::once(&r.iotdisco).chain(r.sqlite.as_ref()) {
+    let phases = r.hostile.iter().flat_map(|h| h.phases.iter().skip(1));
+    for run in std::iter::once(&r.iotdisco)
+        .chain(phases.map(|p| &p.run))
+        .chain(r.sqlite.as_ref())
+    {
         let load = if run.reused {
             "reused".to_string()
         } else {
@@ -104,11 +114,245 @@ pub fn table(r: &BenchReport, out: &mut impl Write) -> std::io::Result<()> {
         engine_table(run, out)?;
         writeln!(out, "data: {load}; mix ran {:.2} s", run.seconds)?;
     }
+    if let Some(h) = &r.hostile {
+        hostile_tables(h, out)?;
+    }
     if let Some(v) = &r.verified {
         writeln!(out)?;
         writeln!(out, "verified: {v}")?;
     }
     Ok(())
+}
+
+fn fmt_bytes(b: u64) -> String {
+    let mib = b as f64 / (1024.0 * 1024.0);
+    if mib >= 1024.0 {
+        format!("{:.2} GiB", mib / 1024.0)
+    } else {
+        format!("{mib:.1} MiB")
+    }
+}
+
+fn fmt_counts(m: &std::collections::BTreeMap<String, u64>) -> String {
+    if m.is_empty() {
+        return "none".into();
+    }
+    m.iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The `--hostile` summary: well-behaved searches per phase, hostile
+/// operations by kind and outcome, peak RSS.
+fn hostile_tables(h: &HostileReport, out: &mut impl Write) -> std::io::Result<()> {
+    writeln!(out)?;
+    writeln!(
+        out,
+        "well-behaved searches (Q1-Q5 as stanzas from {} client JIDs; Engine::handle timed)",
+        h.clients
+    )?;
+    writeln!(
+        out,
+        "| hostile | searches | ops/s | p50 | p90 | p99 | max | not answered with a result |"
+    )?;
+    writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|---|")?;
+    for p in &h.phases {
+        let l = &p.searches;
+        writeln!(
+            out,
+            "| {}% | {} | {} | {} | {} | {} | {} | {} |",
+            p.percent,
+            l.count,
+            fmt_rate(l.per_second),
+            fmt_ns(l.p50),
+            fmt_ns(l.p90),
+            fmt_ns(l.p99),
+            fmt_ns(l.max),
+            fmt_counts(&p.searches_refused)
+        )?;
+    }
+    match h.p99_ratio() {
+        Some(x) => writeln!(out, "p99 at {}% / p99 at 0%: {x:.2}", h.percent)?,
+        None => writeln!(out, "p99 at {}% / p99 at 0%: n/a", h.percent)?,
+    }
+    for p in &h.phases {
+        if !p.writes_refused.is_empty() {
+            writeln!(
+                out,
+                "writer replies other than expected at {}%: {}",
+                p.percent,
+                fmt_counts(&p.writes_refused)
+            )?;
+        }
+    }
+    if let Some(p) = h.phases.last().filter(|p| p.percent > 0.0) {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "hostile operations at {}% ({} of {} reader operations; seed {}; JIDs at evil.example)",
+            p.percent,
+            p.hostile_ops(),
+            p.reader_ops,
+            h.seed
+        )?;
+        writeln!(
+            out,
+            "| kind | JIDs | count | p50 | p99 | max | {} | {} | {} | {} |",
+            hostile::BUCKETS[0],
+            hostile::BUCKETS[1],
+            hostile::BUCKETS[2],
+            hostile::BUCKETS[3]
+        )?;
+        writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")?;
+        for k in &p.hostile {
+            let mut b = [0u64; 4];
+            let mut other = std::collections::BTreeMap::new();
+            for (o, n) in &k.outcomes {
+                let i = hostile::bucket(o);
+                b[i] += n;
+                if i == 3 {
+                    other.insert(o.clone(), *n);
+                }
+            }
+            let other = if other.is_empty() {
+                "0".to_string()
+            } else {
+                format!("{} ({})", b[3], fmt_counts(&other))
+            };
+            let l = &k.latency;
+            writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {other} |",
+                k.kind.name(),
+                k.kind.jids(),
+                l.count,
+                fmt_ns(l.p50),
+                fmt_ns(l.p99),
+                fmt_ns(l.max),
+                b[0],
+                b[1],
+                b[2]
+            )?;
+        }
+        let b = p.buckets();
+        writeln!(
+            out,
+            "| all | {} | {} | | | | {} | {} | {} | {} |",
+            hostile::Kind::ALL.iter().map(|k| k.jids()).sum::<u64>(),
+            p.hostile_ops(),
+            b[0],
+            b[1],
+            b[2],
+            b[3]
+        )?;
+    }
+    writeln!(out)?;
+    let rss = |x: Option<u64>| x.map_or("unknown".to_string(), fmt_bytes);
+    let phases: Vec<String> = h
+        .phases
+        .iter()
+        .map(|p| {
+            format!(
+                "{}% phase {}{}",
+                p.percent,
+                rss(p.peak_rss_bytes),
+                if p.peak_reset { "" } else { " (not reset)" }
+            )
+        })
+        .collect();
+    writeln!(
+        out,
+        "peak RSS (VmHWM): {} for the process, load included; per phase (reset at its start): {}",
+        rss(h.peak_rss_bytes),
+        phases.join(", ")
+    )?;
+    let accounted: Vec<String> = h
+        .phases
+        .iter()
+        .map(|p| {
+            format!(
+                "{}% phase {}",
+                p.percent,
+                fmt_bytes(p.accounted_bytes as u64)
+            )
+        })
+        .collect();
+    writeln!(
+        out,
+        "engine's own accounting (Engine::accounted_bytes) at the end of each phase: {}",
+        accounted.join(", ")
+    )?;
+    Ok(())
+}
+
+fn latency_json(l: &Latency) -> Value {
+    let us = |ns: u64| ns as f64 / 1e3;
+    json!({
+        "count": l.count,
+        "per_second": l.per_second,
+        "p50_us": us(l.p50),
+        "p90_us": us(l.p90),
+        "p99_us": us(l.p99),
+        "max_us": us(l.max),
+    })
+}
+
+fn buckets_json(b: [u64; 4]) -> Value {
+    let mut m = serde_json::Map::new();
+    for (name, n) in hostile::BUCKETS.iter().zip(b) {
+        m.insert((*name).to_string(), json!(n));
+    }
+    Value::Object(m)
+}
+
+fn hostile_json(h: &HostileReport) -> Value {
+    let phases: Vec<Value> = h
+        .phases
+        .iter()
+        .map(|p| {
+            let mut searches = latency_json(&p.searches);
+            searches["not_result"] = json!(p.searches_refused);
+            let kinds: Vec<Value> = p
+                .hostile
+                .iter()
+                .map(|k| {
+                    let mut v = latency_json(&k.latency);
+                    v["kind"] = json!(k.kind.name());
+                    v["jids"] = json!(k.kind.jids());
+                    v["outcomes"] = json!(k.outcomes);
+                    v
+                })
+                .collect();
+            json!({
+                "hostile_percent": p.percent,
+                "seconds": p.run.seconds,
+                "reader_operations": p.reader_ops,
+                "well_behaved_searches": searches,
+                "operations": p.run.ops.iter().map(op_json).collect::<Vec<_>>(),
+                "writes_not_ok": p.writes_refused,
+                "hostile_operations": {
+                    "count": p.hostile_ops(),
+                    "outcomes": buckets_json(p.buckets()),
+                    "by_kind": kinds,
+                },
+                "outstanding_notifications": p.outstanding,
+                "engine_accounted_bytes": p.accounted_bytes,
+                "peak_rss_bytes": p.peak_rss_bytes,
+                "peak_rss_reset": p.peak_reset,
+            })
+        })
+        .collect();
+    let last = h.phases.last().filter(|p| p.percent > 0.0);
+    json!({
+        "percent": h.percent,
+        "seed": h.seed,
+        "well_behaved_jids": h.clients,
+        "phases": phases,
+        "p99_ratio": h.p99_ratio(),
+        "hostile_replies": buckets_json(last.map_or([0; 4], |p| p.buckets())),
+        "peak_rss_bytes": h.peak_rss_bytes,
+    })
 }
 
 fn op_json(op: &OpStats) -> Value {
@@ -139,9 +383,16 @@ fn run_json(run: &EngineRun) -> Value {
 /// The report as JSON: `things`, `threads`, `seconds`, `cores`, `iotdisco` and
 /// `sqlite` (null without a baseline; each with `operations`: `name`, `count`,
 /// `per_second`, `p50_us`, `p90_us`, `p99_us`, `max_us`, `hits`, `more`) and
-/// `verified` (null without a baseline).
+/// `verified` (null without a baseline). With `--hostile` also `hostile`:
+/// `percent`, `seed`, `well_behaved_jids`, `phases` (0%, then PERCENT%: each
+/// `hostile_percent`, `seconds`, `reader_operations`, `well_behaved_searches`
+/// (latency, `not_result` by outcome), `operations`, `writes_not_ok`,
+/// `hostile_operations` (`count`, `outcomes` in the four buckets, `by_kind`),
+/// `outstanding_notifications`, `peak_rss_bytes`, `peak_rss_reset`),
+/// `p99_ratio`, `hostile_replies` (the PERCENT% phase's buckets) and
+/// `peak_rss_bytes` (the whole process); `iotdisco` is then the 0% phase.
 pub fn json(r: &BenchReport) -> Value {
-    json!({
+    let mut v = json!({
         "things": r.things,
         "threads": r.threads,
         "seconds": r.seconds,
@@ -150,7 +401,11 @@ pub fn json(r: &BenchReport) -> Value {
         "iotdisco": run_json(&r.iotdisco),
         "sqlite": r.sqlite.as_ref().map(run_json),
         "verified": r.verified,
-    })
+    });
+    if let Some(h) = &r.hostile {
+        v["hostile"] = hostile_json(h);
+    }
+    v
 }
 
 fn esc(s: &str) -> String {
