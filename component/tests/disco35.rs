@@ -21,114 +21,46 @@
 //! Without Prosody, python3 or slixmpp the test prints why it skipped and
 //! passes, unless `IOTDISCO_REAL_SERVERS=1` (CI), which makes it a failure.
 
-use std::env;
-use std::fs::{self, File};
-use std::net::{Ipv4Addr, TcpStream};
+use std::fs;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[path = "../../tests/xmpp/harness.rs"]
 mod harness;
-use harness::{Guard, REAL_SERVERS, free_port, lua_str, on_path, tail, wait_for};
+use harness::{
+    Guard, ProsodyConfig, component_command, free_port, missing_slixmpp, on_path, run_script,
+    skip_if_missing, start_component, tail,
+};
 
 const SUBDOMAIN_REGISTRY: &str = "discovery.localhost";
 const LISTED_REGISTRY: &str = "iot-registry.test";
 const MUC: &str = "rooms.localhost";
 const SECRET: &str = "component-secret-for-the-disco-test";
 
-/// What is missing to run the test, if anything.
-fn missing() -> Vec<&'static str> {
-    let mut missing = Vec::new();
-    if on_path("prosody").is_none() {
-        missing.push("prosody (apt-get install prosody)");
-    }
-    if on_path("python3").is_none() {
-        missing.push("python3");
-    } else if !Command::new("python3")
-        .args(["-c", "import slixmpp"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-    {
-        missing.push("slixmpp (pip install slixmpp)");
-    }
-    missing
-}
-
-fn start_prosody(config: &Path, dir: &Path, c2s: u16) -> Guard {
-    let out = File::create(dir.join("prosody.out")).unwrap();
-    let mut g = Guard {
-        what: "prosody",
-        child: Command::new("prosody")
-            .arg("--config")
-            .arg(config)
-            .arg("-F")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .expect("start prosody"),
-        log: dir.join("prosody.log"),
-    };
-    let up_by = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect((Ipv4Addr::LOCALHOST, c2s)).is_err() {
-        if let Ok(Some(status)) = g.child.try_wait() {
-            panic!(
-                "prosody exited ({status}) before listening:\n{}\n{}",
-                fs::read_to_string(dir.join("prosody.out")).unwrap_or_default(),
-                tail(&g.log, 100)
-            );
-        }
-        assert!(
-            Instant::now() < up_by,
-            "prosody is not listening on 127.0.0.1:{c2s} after 30s:\n{}",
-            tail(&g.log, 100)
-        );
-        sleep(Duration::from_millis(100));
-    }
-    g
-}
-
-fn start_component(dir: &Path, port: u16, domain: &str, name: &str) -> Guard {
-    let log = dir.join(format!("{domain}.log"));
-    let out = File::create(&log).unwrap();
-    let mut g = Guard {
-        what: "iotdisco-component",
-        child: Command::new(env!("CARGO_BIN_EXE_iotdisco-component"))
-            .args(["--server", &format!("127.0.0.1:{port}")])
-            .args(["--domain", domain])
-            .arg("--secret-file")
-            .arg(dir.join("secret"))
-            .arg("--db")
-            .arg(dir.join(format!("{domain}.db")))
-            .args(["--identity-name", name])
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .expect("start iotdisco-component"),
-        log,
-    };
-    g.wait_log("connected to", 1, Duration::from_secs(30));
-    g
+/// Starts a component for `domain`, its identity named `name`, logging to
+/// `{domain}.log`, and waits for its first connection.
+fn start_registry(dir: &Path, port: u16, domain: &str, name: &str) -> Guard {
+    start_component(
+        component_command(
+            env!("CARGO_BIN_EXE_iotdisco-component"),
+            port,
+            domain,
+            &dir.join("secret"),
+            &dir.join(format!("{domain}.db")),
+        )
+        .args(["--identity-name", name]),
+        dir.join(format!("{domain}.log")),
+    )
 }
 
 #[test]
 fn a_thing_finds_the_registries_through_disco_items_and_disco_info() {
-    let required = env::var(REAL_SERVERS).is_ok_and(|v| v == "1");
-    let missing = missing();
-    if !missing.is_empty() {
-        if required {
-            panic!("{REAL_SERVERS}=1 but missing: {}", missing.join(", "));
-        }
-        println!(
-            "skipped: the spec 3.5 test needs {} (set {REAL_SERVERS}=1 to make this a failure)",
-            missing.join(", ")
-        );
+    let mut missing = Vec::new();
+    if on_path("prosody").is_none() {
+        missing.push("prosody (apt-get install prosody)");
+    }
+    missing.extend(missing_slixmpp());
+    if skip_if_missing("the spec 3.5 test", &missing) {
         return;
     }
     let tmp = tempfile::Builder::new()
@@ -137,39 +69,14 @@ fn a_thing_finds_the_registries_through_disco_items_and_disco_info() {
         .unwrap();
     let dir = tmp.path();
     let (c2s, component_port) = (free_port(), free_port());
-    let data = dir.join("data");
-    fs::create_dir_all(data.join("localhost").join("accounts")).unwrap();
-    fs::create_dir_all(dir.join("certs")).unwrap();
     fs::write(dir.join("secret"), format!("{SECRET}\n")).unwrap();
-    fs::write(
-        data.join("localhost").join("accounts").join("thing.dat"),
-        "return {\n\t[\"password\"] = \"pw\";\n};\n",
-    )
-    .unwrap();
-    let q = |p: &Path| lua_str(&p.display().to_string());
-    let config = dir.join("prosody.cfg.lua");
-    fs::write(
-        &config,
-        format!(
-            r#"-- Written by component/tests/disco35.rs.
-run_as_root = true
-pidfile = {pidfile}
-data_path = {data}
-certificates = {certs}
-interfaces = {{ "127.0.0.1" }}
-local_interfaces = {{ "127.0.0.1" }}
-c2s_ports = {{ {c2s} }}
-c2s_interfaces = {{ "127.0.0.1" }}
-component_ports = {{ {component_port} }}
-component_interfaces = {{ "127.0.0.1" }}
-modules_enabled = {{ "roster", "saslauth", "disco" }}
-modules_disabled = {{ "s2s", "s2s_auth_certs", "offline" }}
-c2s_require_encryption = false
-allow_unencrypted_plain_auth = true
-authentication = "internal_plain"
-log = {{ {{ levels = {{ min = "debug" }}, to = "file", filename = {log} }} }}
-
-VirtualHost "localhost"
+    let config = ProsodyConfig {
+        written_by: "component/tests/disco35.rs",
+        c2s,
+        component_port: Some(component_port),
+        plugins: None,
+        hosts: &format!(
+            r#"VirtualHost "localhost"
     -- A registry outside this host's domain is listed by hand.
     disco_items = {{ {{ "{LISTED_REGISTRY}", "Thing Registry (disco_items)" }} }}
 
@@ -182,38 +89,33 @@ Component "{LISTED_REGISTRY}"
     component_secret = "{SECRET}"
 
 Component "{MUC}" "muc"
-"#,
-            pidfile = q(&dir.join("prosody.pid")),
-            data = q(&data),
-            certs = q(&dir.join("certs")),
-            log = q(&dir.join("prosody.log")),
+"#
         ),
-    )
-    .unwrap();
-
-    let server = start_prosody(&config, dir, c2s);
-    let first = start_component(dir, component_port, SUBDOMAIN_REGISTRY, "Thing Registry");
-    let second = start_component(dir, component_port, LISTED_REGISTRY, "Listed Registry");
-
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/xmpp/disco35.py");
-    let log = dir.join("disco35.log");
-    let out = File::create(&log).unwrap();
-    let mut child = Command::new("python3")
-        .arg(&script)
-        .args(["--port", &c2s.to_string(), "--domain", "localhost"])
-        .args(["--expect", SUBDOMAIN_REGISTRY, "--expect", LISTED_REGISTRY])
-        .args(["--not", MUC])
-        .stdin(Stdio::null())
-        .stdout(out.try_clone().unwrap())
-        .stderr(out)
-        .spawn()
-        .expect("start disco35.py");
-    let status = wait_for(&mut child, Duration::from_secs(90));
-    if status.is_none() {
-        let _ = child.kill();
-        let _ = child.wait();
     }
-    let output = fs::read_to_string(&log).unwrap_or_default();
+    .write(dir);
+    config.account("localhost", "thing", "pw");
+
+    let server = config.start(Path::new("prosody"), &dir.join("prosody.out"));
+    let first = start_registry(dir, component_port, SUBDOMAIN_REGISTRY, "Thing Registry");
+    let second = start_registry(dir, component_port, LISTED_REGISTRY, "Listed Registry");
+
+    let (status, output) = run_script(
+        "disco35.py",
+        &[
+            "--port",
+            &c2s.to_string(),
+            "--domain",
+            "localhost",
+            "--expect",
+            SUBDOMAIN_REGISTRY,
+            "--expect",
+            LISTED_REGISTRY,
+            "--not",
+            MUC,
+        ],
+        &dir.join("disco35.log"),
+        Duration::from_secs(90),
+    );
     println!("disco35.py:\n{output}");
     assert!(
         status.is_some_and(|s| s.success()),

@@ -21,29 +21,22 @@
 //! failure.
 
 use std::env;
-use std::fs::{self, File};
-use std::net::{Ipv4Addr, TcpStream};
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-/// Set to "1" to make missing real servers a failure instead of a skip.
 #[path = "../../tests/xmpp/harness.rs"]
 mod harness;
-use harness::{Guard, REAL_SERVERS, free_port, lua_str, on_path, tail, wait_for};
+use harness::{
+    ProsodyConfig, free_port, lua_str, missing_slixmpp, on_path, run_logged, run_script,
+    skip_if_missing, tail,
+};
 
 const REGISTRY: &str = "discovery.localhost";
 const IDENTITY: &str = "Prosody Thing Registry";
 const PASSWORD: &str = "pw";
-
-/// Whether `cmd` runs and exits with status 0 (output discarded).
-fn succeeds(cmd: &mut Command) -> bool {
-    cmd.stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
 
 /// The compiler flags for the Lua 5.4 headers, if they are installed.
 fn lua_cflags() -> Option<Vec<String>> {
@@ -74,18 +67,7 @@ fn lua_cflags() -> Option<Vec<String>> {
 /// Runs `cmd` to completion within `limit` with its output in `log`; panics
 /// (showing that output) if it fails or hangs.
 fn run(what: &str, cmd: &mut Command, log: &Path, limit: Duration) {
-    let out = File::create(log).unwrap();
-    let mut child = cmd
-        .stdout(out.try_clone().unwrap())
-        .stderr(out)
-        .spawn()
-        .unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
-    let status = wait_for(&mut child, limit);
-    if status.is_none() {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    let output = fs::read_to_string(log).unwrap_or_default();
+    let (status, output) = run_logged(what, cmd, log, limit);
     match status {
         Some(s) if s.success() => {}
         Some(s) => panic!("{what} failed ({s}):\n{output}"),
@@ -132,7 +114,6 @@ fn static_library(tmp: &Path) -> PathBuf {
 
 #[test]
 fn prosody_serves_the_registry_life_cycle() {
-    let required = env::var(REAL_SERVERS).is_ok_and(|v| v == "1");
     let prosody = on_path("prosody");
     let prosodyctl = on_path("prosodyctl");
     let cc = env::var("CC")
@@ -140,9 +121,6 @@ fn prosody_serves_the_registry_life_cycle() {
         .or_else(|| on_path("gcc").map(|_| "gcc".to_owned()))
         .or_else(|| on_path("cc").map(|_| "cc".to_owned()));
     let cflags = lua_cflags();
-    let python = on_path("python3");
-    let slixmpp =
-        python.is_some() && succeeds(Command::new("python3").args(["-c", "import slixmpp"]));
 
     let mut missing = Vec::new();
     if prosody.is_none() {
@@ -157,20 +135,8 @@ fn prosody_serves_the_registry_life_cycle() {
     if cflags.is_none() {
         missing.push("the Lua 5.4 headers (apt-get install liblua5.4-dev)");
     }
-    if python.is_none() {
-        missing.push("python3");
-    }
-    if !slixmpp {
-        missing.push("slixmpp (pip install slixmpp)");
-    }
-    if !missing.is_empty() {
-        if required {
-            panic!("{REAL_SERVERS}=1 but missing: {}", missing.join(", "));
-        }
-        println!(
-            "skipped: the real-Prosody test needs {} (set {REAL_SERVERS}=1 to make this a failure)",
-            missing.join(", ")
-        );
+    missing.extend(missing_slixmpp());
+    if skip_if_missing("the real-Prosody test", &missing) {
         return;
     }
     let (cc, cflags) = (cc.unwrap(), cflags.unwrap());
@@ -240,47 +206,24 @@ fn prosody_serves_the_registry_life_cycle() {
     }
 
     // 3. Prosody's configuration: loopback only, a free port, no TLS, no s2s.
-    let port = free_port();
-    fs::create_dir_all(dir.join("data")).unwrap();
-    fs::create_dir_all(dir.join("certs")).unwrap();
-    let log = dir.join("prosody.log");
-    let config = dir.join("prosody.cfg.lua");
-    let q = |p: &Path| lua_str(&p.display().to_string());
-    fs::write(
-        &config,
-        format!(
-            r#"-- Written by ffi/tests/prosody.rs.
-run_as_root = true
-pidfile = {pidfile}
-data_path = {data}
-certificates = {certs}
-plugin_paths = {{ {plugins} }}
-interfaces = {{ "127.0.0.1" }}
-local_interfaces = {{ "127.0.0.1" }}
-c2s_ports = {{ {port} }}
-c2s_interfaces = {{ "127.0.0.1" }}
-modules_enabled = {{ "roster", "saslauth", "disco" }}
-modules_disabled = {{ "s2s", "s2s_auth_certs", "offline" }}
-c2s_require_encryption = false
-allow_unencrypted_plain_auth = true
-authentication = "internal_plain"
-log = {{ {{ levels = {{ min = "debug" }}, to = "file", filename = {log} }} }}
-
-VirtualHost "localhost"
+    let hosts = format!(
+        r#"VirtualHost "localhost"
 
 Component "{REGISTRY}" "iotdisco"
     iotdisco_lib_path = {so}
     iotdisco_options = {{ identity_name = "{IDENTITY}", disown_timeout_ms = 10000 }}
 "#,
-            pidfile = q(&dir.join("prosody.pid")),
-            data = q(&dir.join("data")),
-            certs = q(&dir.join("certs")),
-            plugins = q(&module_dir),
-            log = q(&log),
-            so = q(&so),
-        ),
-    )
-    .unwrap();
+        so = lua_str(&so.display().to_string()),
+    );
+    let server = ProsodyConfig {
+        written_by: "ffi/tests/prosody.rs",
+        c2s: free_port(),
+        component_port: None,
+        plugins: Some(&module_dir),
+        hosts: &hosts,
+    }
+    .write(dir);
+    let (port, log) = (server.c2s, server.log.clone());
 
     // 4. Accounts.
     for user in ["thing", "owner", "searcher"] {
@@ -288,7 +231,7 @@ Component "{REGISTRY}" "iotdisco"
             &format!("prosodyctl register {user}"),
             Command::new(prosodyctl.as_ref().unwrap())
                 .arg("--config")
-                .arg(&config)
+                .arg(&server.config)
                 .args(["register", user, "localhost", PASSWORD]),
             &dir.join("prosodyctl.log"),
             Duration::from_secs(60),
@@ -296,36 +239,8 @@ Component "{REGISTRY}" "iotdisco"
     }
 
     // 5. Prosody in the foreground, until its c2s port accepts.
-    let out = File::create(dir.join("prosody.out")).unwrap();
-    let mut server = Guard {
-        what: "prosody",
-        child: Command::new(prosody.as_ref().unwrap())
-            .arg("--config")
-            .arg(&config)
-            .arg("-F")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .expect("start prosody"),
-        log: log.clone(),
-    };
     let up_by = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
-        if let Ok(Some(status)) = server.child.try_wait() {
-            panic!(
-                "prosody exited ({status}) before listening:\n{}\n{}",
-                fs::read_to_string(dir.join("prosody.out")).unwrap_or_default(),
-                tail(&server.log, 100)
-            );
-        }
-        assert!(
-            Instant::now() < up_by,
-            "prosody is not listening on 127.0.0.1:{port} after 30s:\n{}",
-            tail(&server.log, 100)
-        );
-        sleep(Duration::from_millis(100));
-    }
+    let mut server = server.start(prosody.as_ref().unwrap(), &dir.join("prosody.out"));
     // The component host is activated after the c2s port opens: wait for the
     // module's own word.
     let open_line = format!("Thing Registry {REGISTRY} open");
@@ -345,30 +260,23 @@ Component "{REGISTRY}" "iotdisco"
     }
 
     // 6. The life cycle, over three real client connections.
-    let script_log = dir.join("lifecycle.log");
-    let script_out = File::create(&script_log).unwrap();
-    let mut script = Command::new("python3")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/xmpp/lifecycle.py"))
-        .args([
+    let (status, output) = run_script(
+        "lifecycle.py",
+        &[
             "--phase",
             "basic",
             "--port",
             &port.to_string(),
             "--registry",
             REGISTRY,
-        ])
-        .args(["--identity-name", IDENTITY, "--password", PASSWORD])
-        .stdin(Stdio::null())
-        .stdout(script_out.try_clone().unwrap())
-        .stderr(script_out)
-        .spawn()
-        .expect("start lifecycle.py");
-    let status = wait_for(&mut script, Duration::from_secs(180));
-    if status.is_none() {
-        let _ = script.kill();
-        let _ = script.wait();
-    }
-    let output = fs::read_to_string(&script_log).unwrap_or_default();
+            "--identity-name",
+            IDENTITY,
+            "--password",
+            PASSWORD,
+        ],
+        &dir.join("lifecycle.log"),
+        Duration::from_secs(180),
+    );
     println!("lifecycle.py:\n{output}");
     match status {
         Some(s) if s.success() => {}
