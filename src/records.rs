@@ -432,13 +432,29 @@ fn node_parts(node: &NodeAddress) -> [Option<&str>; 3] {
     ]
 }
 
+/// A canonical tag set: inline up to 16 tags (a thing's usual size), so
+/// fingerprinting a record allocates nothing.
+type Canonical<'a> = smallvec::SmallVec<[(NameId, ValueRef<'a>); 16]>;
+
 /// Canonical form of a tag set for claim matching: sorted by name id.
-fn canonical<'a>(
-    tags: impl Iterator<Item = (NameId, ValueRef<'a>)>,
-) -> Vec<(NameId, ValueRef<'a>)> {
-    let mut v: Vec<_> = tags.collect();
+fn canonical<'a>(tags: impl Iterator<Item = (NameId, ValueRef<'a>)>) -> Canonical<'a> {
+    let mut v: Canonical<'a> = tags.collect();
     v.sort_by_key(|(n, _)| *n);
     v
+}
+
+/// [`canonical`] of typed tags (the same form as of the record they encode
+/// to, without decoding it).
+fn canonical_of(tags: &[IdTag]) -> Canonical<'_> {
+    canonical(tags.iter().map(|(n, v)| {
+        (
+            *n,
+            match v {
+                TagValue::Str(s) => ValueRef::Str(s),
+                TagValue::Num(x) => ValueRef::Num(*x),
+            },
+        )
+    }))
 }
 
 fn hash_print(state: &RandomState, canon: &[(NameId, ValueRef<'_>)]) -> u64 {
@@ -524,15 +540,7 @@ impl Records {
 
     /// The ids of every thing whose tag set is exactly `tags` (order ignored).
     pub fn find_by_tags(&self, tags: &[IdTag]) -> Vec<ThingId> {
-        let wanted = canonical(tags.iter().map(|(n, v)| {
-            (
-                *n,
-                match v {
-                    TagValue::Str(s) => ValueRef::Str(s),
-                    TagValue::Num(x) => ValueRef::Num(*x),
-                },
-            )
-        }));
+        let wanted = canonical_of(tags);
         let h = hash_print(&self.print_state, &wanted);
         let mut out = Vec::new();
         for &id in self.by_print.iter_hash(h) {
@@ -649,13 +657,20 @@ impl Records {
             return self.fill(id.0, rec);
         }
         let (old_print, mut owner) = (old.print, old.owner);
+        let blob = encode(rec.key, rec.resource, rec.tags, rec.digest);
+        if same_owner && blob == old.blob {
+            // A repeated registration: same bytes, same fingerprint.
+            if let Some(Some(slot)) = self.slots.get_mut(i) {
+                slot.public = rec.public;
+            }
+            return;
+        }
         if !same_owner {
             // A claim that also rewrites the tags (KEY deleted) or a disown.
             let new = rec.owner.map_or(0, |o| self.owners.acquire(o));
             self.owners.release(std::mem::replace(&mut owner, new));
         }
-        let blob = encode(rec.key, rec.resource, rec.tags, rec.digest);
-        let print = hash_print(&self.print_state, &canonical(RecordView::new(&blob).tags()));
+        let print = hash_print(&self.print_state, &canonical_of(rec.tags));
         if print != old_print {
             if let Ok(e) = self.by_print.find_entry(old_print, |&x| x == id.0) {
                 e.remove();
@@ -677,8 +692,7 @@ impl Records {
 
     fn fill(&mut self, id: u32, rec: NewRecord<'_>) {
         let blob = encode(rec.key, rec.resource, rec.tags, rec.digest);
-        let view = RecordView::new(&blob);
-        let print = hash_print(&self.print_state, &canonical(view.tags()));
+        let print = hash_print(&self.print_state, &canonical_of(rec.tags));
         let key_hash = hash_key(
             &self.key_state,
             rec.key.jid.as_str(),

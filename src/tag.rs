@@ -118,6 +118,21 @@ impl TagName {
     /// capped at [`MAX_NAME_CHARS_ANY`]).
     pub fn with_limit(name: &str, max: usize) -> Result<Self, TagError> {
         let max = max.min(MAX_NAME_CHARS_ANY);
+        let b = name.as_bytes();
+        // The common case in one pass: printable ASCII, no ':' or '#' (the
+        // checks below, byte for byte), within the limit.
+        if !b.is_empty()
+            && b.len() <= max
+            && b.iter()
+                .all(|&c| c > b' ' && c < 0x7f && c != b':' && c != b'#')
+        {
+            let mut buf = [0u8; MAX_NAME_CHARS_ANY];
+            let up = &mut buf[..b.len()];
+            up.copy_from_slice(b);
+            up.make_ascii_uppercase();
+            let up = std::str::from_utf8(up).map_err(|_| TagError::EmptyName)?;
+            return Ok(TagName(smol_str::SmolStr::new(up)));
+        }
         if name.is_empty() {
             return Err(TagError::EmptyName);
         }
@@ -283,6 +298,15 @@ impl TagValue {
 
 /// Checks a string used as a tag value or as a search operand.
 pub fn check_string(value: &str, tag: &str) -> Result<(), TagError> {
+    let b = value.as_bytes();
+    // The common case in one pass: ASCII (one character per byte) without
+    // control characters, within the limit.
+    if b.len() <= MAX_VALUE_CHARS
+        && b.iter()
+            .all(|&c| (0x20..0x7f).contains(&c) || matches!(c, b'\t' | b'\n' | b'\r'))
+    {
+        return Ok(());
+    }
     if value.chars().count() > MAX_VALUE_CHARS {
         return Err(TagError::ValueTooLong(shorten(tag)));
     }

@@ -372,8 +372,16 @@ impl State {
             None => {
                 let id = self.records.insert(rec);
                 if self.indexing {
-                    if let Some(view) = self.records.view(id) {
-                        self.index.add(id.0, view.tags(), searchable);
+                    if searchable {
+                        if let Some(view) = self.records.view(id) {
+                            self.index.add(id.0, view.tags(), true);
+                        }
+                    } else {
+                        // No postings: only the name use counts, without
+                        // decoding the record's values.
+                        for (n, _) in tags {
+                            self.index.names.add_use(*n);
+                        }
                     }
                     self.index.set_searchable(id.0, searchable);
                 }
@@ -400,6 +408,19 @@ impl State {
             return;
         }
         let was = self.index.searchable.contains(id.0);
+        if !was && !searchable {
+            // In no posting before or after (unclaimed or private): with the
+            // same tag names, not even a name use count changes.
+            let same_names = self.records.view(id).is_some_and(|v| {
+                v.tags()
+                    .map(|(n, _)| n)
+                    .eq(new_tags.iter().map(|(n, _)| *n))
+            });
+            if same_names {
+                replace(&mut self.records, rec);
+                return;
+            }
+        }
         // Which new tags the old record already had (then their postings stay).
         let mut kept: SmallVec<[bool; 16]> = SmallVec::from_elem(false, new_tags.len());
         if let Some(view) = self.records.view(id) {

@@ -286,7 +286,13 @@ impl<'a> StanzaReader<'a> {
         let Some(raw) = self.input.get(offset..offset.saturating_add(content.len())) else {
             return err("internal: an event not borrowed from the input");
         };
-        self.opening = std::str::from_utf8(&raw[..qname_len.min(raw.len())]).unwrap_or("");
+        let qname_end = qname_len.min(raw.len());
+        self.opening = match self.text {
+            // A boundary check instead of a UTF-8 validation.
+            Some(t) => t.get(offset..offset + qname_end),
+            None => std::str::from_utf8(&raw[..qname_end]).ok(),
+        }
+        .unwrap_or("");
         // When the whole input is UTF-8 (the usual case), slicing its text is a
         // boundary check, not a second validation.
         let text = match self.text {
