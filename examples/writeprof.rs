@@ -1,0 +1,144 @@
+//! Profiling aid (not a bench): the stanza bench's write loops, alone.
+//! `cargo run --release --example writeprof -- [update|rereg|new] [things] [iters]`
+use std::time::Instant;
+
+use iotdisco::datagen::{self, GenThing};
+use iotdisco::wire::write;
+use iotdisco::{Claim, Config, Engine, EngineConfig, Jid, Outbox, Registry, Tag, TagValue};
+
+const REGISTRY: &str = "discovery.example.org";
+
+fn tag_element(buf: &mut Vec<u8>, t: &Tag) {
+    match &t.value {
+        TagValue::Str(s) => {
+            buf.extend_from_slice(b"<str");
+            write::attr(buf, "name", t.name.as_str());
+            write::attr(buf, "value", s);
+        }
+        TagValue::Num(n) => {
+            buf.extend_from_slice(b"<num");
+            write::attr(buf, "name", t.name.as_str());
+            buf.extend_from_slice(b" value='");
+            write::number(buf, *n);
+            buf.push(b'\'');
+        }
+    }
+    buf.extend_from_slice(b"/>");
+}
+
+fn register_stanza(g: &GenThing, id: u64) -> Vec<u8> {
+    let mut b = Vec::with_capacity(640);
+    b.extend_from_slice(b"<iq type='set'");
+    write::attr(&mut b, "from", &g.jid.to_string());
+    write::attr(&mut b, "to", REGISTRY);
+    b.extend_from_slice(format!(" id='r{id}'>").as_bytes());
+    b.extend_from_slice(b"<register xmlns='urn:xmpp:iot:discovery'>");
+    for t in &g.tags {
+        tag_element(&mut b, t);
+    }
+    b.extend_from_slice(b"</register></iq>");
+    b
+}
+
+fn update_stanza(i: u64, k: u64) -> Vec<u8> {
+    let mut r = datagen::Rng::new(7, k);
+    let tags = [
+        Tag::num("LAT", r.coord(-90.0, 90.0)).expect("num"),
+        Tag::num("LON", r.coord(-180.0, 180.0)).expect("num"),
+        Tag::num("V", datagen::VERSIONS[r.below(6) as usize]).expect("num"),
+    ];
+    let mut b = Vec::with_capacity(320);
+    b.extend_from_slice(
+        format!(
+            "<iq type='set' from='thing{i}@d{}.example.org/imc' to='{REGISTRY}' id='u{k}'>",
+            i % 64
+        )
+        .as_bytes(),
+    );
+    b.extend_from_slice(b"<update xmlns='urn:xmpp:iot:discovery'>");
+    for t in &tags {
+        tag_element(&mut b, t);
+    }
+    b.extend_from_slice(b"</update></iq>");
+    b
+}
+
+/// User + system CPU seconds of this process (/proc/self/stat).
+fn cpu_secs() -> f64 {
+    let st = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let rest = st.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (t(11) + t(12)) / 100.0
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let mode = args.get(1).map_or("update", |s| s.as_str()).to_string();
+    let n: u64 = args
+        .get(2)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
+    let iters: u64 = args
+        .get(3)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2_000_000);
+    let pop: Vec<GenThing> = datagen::population(1, n).collect();
+    let reg = Registry::new(Config::default());
+    reg.register_batch(pop.iter().map(datagen::register_request).collect());
+    for g in &pop {
+        reg.claim(
+            &Jid::from(g.owner.clone()),
+            Claim {
+                tags: g.tags.clone(),
+                public: true,
+            },
+        )
+        .expect("claim");
+    }
+    drop(pop);
+    let unclaimed: Vec<GenThing> = datagen::population(1, n + 100_000)
+        .skip(n as usize)
+        .collect();
+    reg.register_batch(unclaimed.iter().map(datagen::register_request).collect());
+    let engine = Engine::new(REGISTRY, reg, EngineConfig::default()).expect("engine");
+    let mut out = Outbox::new();
+    let mut k = 0u64;
+    let mut next = n + 100_000;
+    let stanzas: Vec<Vec<u8>> = (0..iters)
+        .map(|_| {
+            k += 1;
+            match mode.as_str() {
+                "update" => update_stanza(k.wrapping_mul(2_654_435_761) % n, k),
+                "rereg" => register_stanza(&unclaimed[(k % 100_000) as usize], k),
+                _ => {
+                    next += 1;
+                    register_stanza(&datagen::thing(1, next - 1), next)
+                }
+            }
+        })
+        .collect();
+    let ctl = |cmd: &str| {
+        if let Ok(path) = std::env::var("PERF_CTL") {
+            let _ = std::fs::write(path, format!("{cmd}\n"));
+        }
+    };
+    ctl("enable");
+    let cpu0 = cpu_secs();
+    let t = Instant::now();
+    for s in &stanzas {
+        out.clear();
+        engine.handle(std::hint::black_box(s), 0, &mut out);
+    }
+    let total = t.elapsed().as_secs_f64();
+    let cpu = cpu_secs() - cpu0;
+    ctl("disable");
+    let done = iters;
+    println!(
+        "{mode}: wall {:.0}/s, cpu {:.0}/s ({done} in {total:.2}s wall, {cpu:.2}s cpu)",
+        done as f64 / total,
+        done as f64 / cpu
+    );
+    println!("stats {:?}", engine.registry().stats());
+    std::process::exit(0);
+}
