@@ -126,13 +126,20 @@ fn main() {
     ctl("enable");
     let cpu0 = cpu_secs();
     let t = Instant::now();
-    for s in &stanzas {
+    let mut slowest = (0f64, 0usize);
+    for (i, s) in stanzas.iter().enumerate() {
         out.clear();
+        let t1 = Instant::now();
         engine.handle(std::hint::black_box(s), 0, &mut out);
+        let e = t1.elapsed().as_secs_f64();
+        if e > slowest.0 {
+            slowest = (e, i);
+        }
     }
     let total = t.elapsed().as_secs_f64();
     let cpu = cpu_secs() - cpu0;
     ctl("disable");
+    println!("slowest stanza: {:.1} ms (#{})", slowest.0 * 1e3, slowest.1);
     let done = iters;
     println!(
         "{mode}: wall {:.0}/s, cpu {:.0}/s ({done} in {total:.2}s wall, {cpu:.2}s cpu)",

@@ -74,6 +74,22 @@ impl BareJid {
     }
 }
 
+/// Whether `s` holds a character for which `ascii` (on its byte, when `s` is
+/// ASCII) or `other` (on each character) holds: a byte loop for the usual
+/// ASCII addresses.
+fn any_char(s: &str, ascii: impl Fn(u8) -> bool, other: impl Fn(char) -> bool) -> bool {
+    if s.is_ascii() {
+        s.bytes().any(ascii)
+    } else {
+        s.chars().any(other)
+    }
+}
+
+/// `char::is_whitespace` for an ASCII byte.
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t'..=b'\r')
+}
+
 /// Appends `part` lower-cased (ASCII without a per-character walk).
 fn push_lower(text: &mut String, part: &str) {
     if part.is_ascii() {
@@ -105,7 +121,7 @@ impl Jid {
         if s.is_empty() {
             return Err(err(s, "empty"));
         }
-        if s.chars().any(char::is_control) {
+        if any_char(s, |b| b < 0x20 || b == 0x7f, char::is_control) {
             return Err(err(s, "control characters are not allowed"));
         }
         let (bare_text, resource) = match s.split_once('/') {
@@ -134,13 +150,13 @@ impl Jid {
         if domain.len() > MAX_PART_BYTES {
             return Err(err(s, "domain longer than 1023 bytes"));
         }
-        if domain
-            .chars()
-            .any(|c| c.is_whitespace() || matches!(c, '@' | '/' | '"' | '\'' | '<' | '>' | '&'))
-        {
+        if any_char(
+            domain,
+            |b| is_space(b) || matches!(b, b'@' | b'/' | b'"' | b'\'' | b'<' | b'>' | b'&'),
+            |c| c.is_whitespace() || matches!(c, '@' | '/' | '"' | '\'' | '<' | '>' | '&'),
+        ) {
             return Err(err(s, "invalid character in domain"));
         }
-        let mut text = String::with_capacity(bare_text.len());
         if let Some(local) = local {
             if local.is_empty() {
                 return Err(err(s, "empty localpart"));
@@ -148,11 +164,30 @@ impl Jid {
             if local.len() > MAX_PART_BYTES {
                 return Err(err(s, "localpart longer than 1023 bytes"));
             }
-            if local.chars().any(|c| {
-                c.is_whitespace() || matches!(c, '"' | '&' | '\'' | '/' | ':' | '<' | '>' | '@')
-            }) {
+            if any_char(
+                local,
+                |b| {
+                    is_space(b)
+                        || matches!(b, b'"' | b'&' | b'\'' | b'/' | b':' | b'<' | b'>' | b'@')
+                },
+                |c| {
+                    c.is_whitespace() || matches!(c, '"' | '&' | '\'' | '/' | ':' | '<' | '>' | '@')
+                },
+            ) {
                 return Err(err(s, "invalid character in localpart"));
             }
+        }
+        if bare_text.is_ascii() && !bare_text.bytes().any(|b| b.is_ascii_uppercase()) {
+            // Already normalised (the usual case): stored as given, without
+            // the trailing dot of the domain, if any.
+            let n = local.map_or(0, |l| l.len() + 1) + domain.len();
+            return Ok(Jid {
+                bare: BareJid(bare_text[..n].into()),
+                resource: resource.map(Into::into),
+            });
+        }
+        let mut text = String::with_capacity(bare_text.len());
+        if let Some(local) = local {
             push_lower(&mut text, local);
             text.push('@');
         }
