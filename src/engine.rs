@@ -131,7 +131,8 @@ pub struct EngineConfig {
     pub searches: Rate,
     /// Most senders (bare JIDs, and domains for claims) each budget table
     /// tracks; past it, refilled entries and then the least recently seen are
-    /// forgotten. Each entry costs about 60 bytes plus the JID.
+    /// forgotten. Each entry costs about 25 bytes (a sender is kept as a
+    /// seeded 64-bit hash, not a copy of its JID).
     pub max_rate_limited_senders: usize,
 }
 

@@ -9,7 +9,8 @@
 //! [`Buckets`] bounds memory: at most `cap` keys. When a new key arrives at the
 //! cap, every bucket that is full again (it carries no information: a fresh
 //! bucket would be identical) is dropped first; if that frees less than an
-//! eighth of the table, the least recently touched eighth goes too. Eviction is
+//! eighth of the table, the least recently touched eighth goes too. Keys are
+//! kept as seeded 64-bit hashes, never as copies of the JIDs. Eviction is
 //! thus amortised O(1) per insertion, and forgetting a key can only ever make
 //! its owner's budget look fuller than it was, for keys idle longest. The
 //! tables are sharded by key hash so that threads serving different senders
@@ -93,9 +94,35 @@ impl Bucket {
     }
 }
 
+/// Keys are stored as their 64-bit hash under the table's random seed (a
+/// hashed key is already well mixed: the map hashes it no further). No string
+/// is copied or compared, so a lookup is one probe; two keys sharing a hash
+/// would share a budget, which at 64 bits and a seed nobody outside the
+/// process knows is not something a sender can arrange.
+type KeyMap = HashMap<u64, Bucket, std::hash::BuildHasherDefault<PassThrough>>;
+
+/// A `Hasher` for keys that are hashes already.
+#[derive(Default)]
+struct PassThrough(u64);
+
+impl std::hash::Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used; fold anything else in anyway.
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
 #[derive(Debug, Default)]
 struct Shard {
-    map: HashMap<Box<str>, Bucket>,
+    map: KeyMap,
 }
 
 /// Token buckets by key, bounded (see the module documentation).
@@ -135,8 +162,11 @@ impl Buckets {
         self.rate
     }
 
-    fn shard(&self, key: &str) -> &Mutex<Shard> {
-        &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS]
+    /// The key's hash and its shard (chosen by the hash's top bits, which the
+    /// map's own bucket choice does not use).
+    fn shard(&self, key: &str) -> (u64, &Mutex<Shard>) {
+        let h = self.hasher.hash_one(key);
+        (h, &self.shards[(h >> 58) as usize % SHARDS])
     }
 
     /// Whether `key` has a token at `now_ms`, without spending it.
@@ -144,8 +174,9 @@ impl Buckets {
         if !self.rate.is_limited() {
             return Verdict::Allowed;
         }
-        let mut s = self.shard(key).lock();
-        match s.map.get_mut(key) {
+        let (h, shard) = self.shard(key);
+        let mut s = shard.lock();
+        match s.map.get_mut(&h) {
             None => Verdict::Allowed,
             Some(b) => {
                 b.refresh(&self.rate, now_ms);
@@ -166,8 +197,9 @@ impl Buckets {
             return Verdict::Allowed;
         }
         let rate = self.rate;
-        let mut s = self.shard(key).lock();
-        if let Some(b) = s.map.get_mut(key) {
+        let (h, shard) = self.shard(key);
+        let mut s = shard.lock();
+        if let Some(b) = s.map.get_mut(&h) {
             b.refresh(&rate, now_ms);
             if b.level < SCALE {
                 return Verdict::Refused {
@@ -181,7 +213,7 @@ impl Buckets {
             evict(&mut s.map, &rate, now_ms, self.shard_cap);
         }
         s.map.insert(
-            key.into(),
+            h,
             Bucket {
                 level: rate.full() - SCALE,
                 last_ms: now_ms,
@@ -206,8 +238,7 @@ impl Buckets {
             .iter()
             .map(|s| {
                 let s = s.lock();
-                s.map.capacity() * (std::mem::size_of::<(Box<str>, Bucket)>() + 1)
-                    + s.map.keys().map(|k| k.len()).sum::<usize>()
+                s.map.capacity() * (std::mem::size_of::<(u64, Bucket)>() + 1)
             })
             .sum()
     }
@@ -215,7 +246,7 @@ impl Buckets {
 
 /// Makes room in a full shard: drops refilled buckets, then if needed the
 /// least recently touched eighth.
-fn evict(map: &mut HashMap<Box<str>, Bucket>, rate: &Rate, now_ms: u64, cap: usize) {
+fn evict(map: &mut KeyMap, rate: &Rate, now_ms: u64, cap: usize) {
     // Without refreshing: `last_ms` must keep saying when a key was last seen.
     map.retain(|_, b| {
         let gained = rate.refill(now_ms.saturating_sub(b.last_ms));

@@ -471,5 +471,5 @@ fn the_accounting_covers_the_per_jid_tables() {
             &format!("<search xmlns='{XEP}'><strEq name='SN' value='1'/></search>"),
         );
     }
-    assert!(h.engine.accounted_bytes() > empty + 200 * 40);
+    assert!(h.engine.accounted_bytes() > empty + 200 * 24);
 }
