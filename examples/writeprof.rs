@@ -84,7 +84,12 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(2_000_000);
     let pop: Vec<GenThing> = datagen::population(1, n).collect();
-    let reg = Registry::new(Config::default());
+    // KEEP_KEY=1: claims keep KEY (Config::delete_key_on_claim off), to compare.
+    let config = Config {
+        delete_key_on_claim: std::env::var_os("KEEP_KEY").is_none(),
+        ..Config::default()
+    };
+    let reg = Registry::new(config);
     reg.register_batch(pop.iter().map(datagen::register_request).collect());
     for g in &pop {
         reg.claim(
@@ -101,7 +106,12 @@ fn main() {
         .skip(n as usize)
         .collect();
     reg.register_batch(unclaimed.iter().map(datagen::register_request).collect());
-    let engine = Engine::new(REGISTRY, reg, EngineConfig::default()).expect("engine");
+    // NO_BUDGETS=1: no per-JID write budget, to compare.
+    let mut engine_config = EngineConfig::default();
+    if std::env::var_os("NO_BUDGETS").is_some() {
+        engine_config.writes = iotdisco::throttle::Rate::UNLIMITED;
+    }
+    let engine = Engine::new(REGISTRY, reg, engine_config).expect("engine");
     let mut out = Outbox::new();
     let mut k = 0u64;
     let mut next = n + 100_000;
