@@ -3,65 +3,11 @@
 use std::time::Instant;
 
 use iotdisco::datagen::{self, GenThing};
-use iotdisco::wire::write;
-use iotdisco::{Claim, Config, Engine, EngineConfig, Jid, Outbox, Registry, Tag, TagValue};
+use iotdisco::{Claim, Config, Engine, EngineConfig, Jid, Outbox, Registry};
 
-const REGISTRY: &str = "discovery.example.org";
-
-fn tag_element(buf: &mut Vec<u8>, t: &Tag) {
-    match &t.value {
-        TagValue::Str(s) => {
-            buf.extend_from_slice(b"<str");
-            write::attr(buf, "name", t.name.as_str());
-            write::attr(buf, "value", s);
-        }
-        TagValue::Num(n) => {
-            buf.extend_from_slice(b"<num");
-            write::attr(buf, "name", t.name.as_str());
-            buf.extend_from_slice(b" value='");
-            write::number(buf, *n);
-            buf.push(b'\'');
-        }
-    }
-    buf.extend_from_slice(b"/>");
-}
-
-fn register_stanza(g: &GenThing, id: u64) -> Vec<u8> {
-    let mut b = Vec::with_capacity(640);
-    b.extend_from_slice(b"<iq type='set'");
-    write::attr(&mut b, "from", &g.jid.to_string());
-    write::attr(&mut b, "to", REGISTRY);
-    b.extend_from_slice(format!(" id='r{id}'>").as_bytes());
-    b.extend_from_slice(b"<register xmlns='urn:xmpp:iot:discovery'>");
-    for t in &g.tags {
-        tag_element(&mut b, t);
-    }
-    b.extend_from_slice(b"</register></iq>");
-    b
-}
-
-fn update_stanza(i: u64, k: u64) -> Vec<u8> {
-    let mut r = datagen::Rng::new(7, k);
-    let tags = [
-        Tag::num("LAT", r.coord(-90.0, 90.0)).expect("num"),
-        Tag::num("LON", r.coord(-180.0, 180.0)).expect("num"),
-        Tag::num("V", datagen::VERSIONS[r.below(6) as usize]).expect("num"),
-    ];
-    let mut b = Vec::with_capacity(320);
-    b.extend_from_slice(
-        format!(
-            "<iq type='set' from='thing{i}@d{}.example.org/imc' to='{REGISTRY}' id='u{k}'>",
-            i % 64
-        )
-        .as_bytes(),
-    );
-    b.extend_from_slice(b"<update xmlns='urn:xmpp:iot:discovery'>");
-    for t in &tags {
-        tag_element(&mut b, t);
-    }
-    b.extend_from_slice(b"</update></iq>");
-    b
-}
+#[path = "../benches/baseline/stanzas.rs"]
+mod stanzas;
+use stanzas::{REGISTRY, register_stanza, update_stanza};
 
 /// User + system CPU seconds of this process (/proc/self/stat).
 fn cpu_secs() -> f64 {

@@ -269,6 +269,14 @@ impl State {
         Some(self.records.view(id)?.key())
     }
 
+    /// The resource the thing last used (kept across rewrites by its owner).
+    fn resource_of(&self, id: ThingId) -> Option<Box<str>> {
+        self.records
+            .view(id)
+            .and_then(|v| v.resource())
+            .map(Into::into)
+    }
+
     fn tags_of(&self, id: ThingId) -> Vec<IdTag> {
         self.records
             .view(id)
@@ -864,11 +872,7 @@ impl Registry {
                 .into_iter()
                 .filter(|(n, _)| !st.index.is_key(*n))
                 .collect();
-            let resource: Option<Box<str>> = st
-                .records
-                .view(id)
-                .and_then(|v| v.resource())
-                .map(Into::into);
+            let resource = st.resource_of(id);
             st.write(
                 Some(id),
                 NewRecord {
@@ -962,10 +966,7 @@ impl Registry {
         }
         check_count(&self.config, tags.len())?;
         let resource: Option<Box<str>> = if by_owner {
-            st.records
-                .view(id)
-                .and_then(|v| v.resource())
-                .map(Into::into)
+            st.resource_of(id)
         } else {
             from.resource().map(Into::into)
         };
@@ -1128,11 +1129,7 @@ impl Registry {
         let key_name = TagName::new(KEY).map_err(RegistryError::from)?;
         let n = st.index.intern(&key_name);
         let tags = vec![(n, TagValue::Str(random_key(self.config.disown_key_chars)?))];
-        let resource: Option<Box<str>> = st
-            .records
-            .view(id)
-            .and_then(|v| v.resource())
-            .map(Into::into);
+        let resource = st.resource_of(id);
         st.write(
             Some(id),
             NewRecord {
