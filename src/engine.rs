@@ -607,21 +607,26 @@ impl Engine {
         for res in self.registry.expire(now_ms) {
             self.disown_done(&mut o, res.pending, res.result, out);
         }
+        let mut unanswered = Vec::new();
         while let Some((deadline, _)) = o.by_deadline.first() {
             if *deadline > now_ms {
                 break;
             }
             if let Some((_, id)) = o.by_deadline.pop_first() {
-                if let Some(sent) = o.sent.remove(&id) {
-                    // Not answered in time: kept for the thing's return.
-                    self.keep(&sent);
-                }
+                unanswered.extend(o.sent.remove(&id));
             }
+        }
+        // Not answered in time: kept for the thing's return (after the lock: a
+        // keep writes to the store).
+        drop(o);
+        for sent in &unanswered {
+            self.keep(sent);
         }
     }
 
     /// Keeps a `claimed`/`removed` the thing did not acknowledge, to deliver it
     /// again when the thing is next seen (a store failure loses only that).
+    /// Called without the outstanding lock: it writes to the store.
     fn keep(&self, sent: &Sent) {
         if let What::Told {
             kind,
@@ -964,6 +969,7 @@ impl Engine {
             b.extend_from_slice(b"</iq>");
         });
         let mut o = self.outstanding.lock();
+        let mut evicted = None;
         if o.sent.len() >= self.config.max_outstanding {
             // Forget the oldest notification that no owner waits for.
             let victim = o
@@ -976,11 +982,7 @@ impl Engine {
                 })
                 .map(|(_, id)| id.clone());
             match victim {
-                Some(v) => {
-                    if let Some(sent) = o.take(&v) {
-                        self.keep(&sent);
-                    }
-                }
+                Some(v) => evicted = o.take(&v),
                 None => return,
             }
         }
@@ -992,6 +994,10 @@ impl Engine {
                 what,
             },
         );
+        drop(o);
+        if let Some(sent) = evicted {
+            self.keep(&sent);
+        }
     }
 
     /// A thing answered one of our notifications.
@@ -1011,6 +1017,7 @@ impl Engine {
             return Handled::NotMine;
         };
         if let What::Told { .. } = sent.what {
+            drop(o);
             if condition.is_some() {
                 // An error (recipient-unavailable, service-unavailable, ...):
                 // kept for the thing's return.
